@@ -1,0 +1,58 @@
+"""The algorithm registry: name -> how to build it, its config class and what it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from netmarl.errors import unknown_name
+
+
+@dataclass(frozen=True)
+class AlgoSpec:
+    name: str
+    make: Callable[..., Any]  # make(env, gamma, config, network) -> learner
+    config_cls: type
+    family: str  # "tabular", ...
+    networked: bool  # communicates over the graph (subject to the locality audit)
+    description: str
+
+
+def _tabular_specs() -> dict[str, AlgoSpec]:
+    from netmarl.algos.lijia_tabular import LiJiaACConfig, make_central_ac, make_lijia_ac
+    from netmarl.algos.tabular_q import QLearningConfig, make_iql, make_joint_q
+
+    return {
+        "lijia_ac": AlgoSpec(
+            "lijia_ac", lambda env, gamma, cfg, net: make_lijia_ac(env, gamma, cfg, net),
+            LiJiaACConfig, "tabular", True,
+            "Li & Jia Algorithm 1: decentralized tabular actor-critic (paper 003, eq. 6-7, 32-34)",
+        ),
+        "central_ac": AlgoSpec(
+            "central_ac", lambda env, gamma, cfg, net: make_central_ac(env, gamma, cfg),
+            LiJiaACConfig, "tabular", False,
+            "centralized actor-critic: Algorithm 1 with one learner owning the joint action",
+        ),
+        "joint_q": AlgoSpec(
+            "joint_q", lambda env, gamma, cfg, net: make_joint_q(env, gamma, cfg),
+            QLearningConfig, "tabular", False,
+            "joint Q-learning: one Q-table over the joint action (paper 003 baseline)",
+        ),
+        "iql": AlgoSpec(
+            "iql", lambda env, gamma, cfg, net: make_iql(env, gamma, cfg),
+            QLearningConfig, "tabular", False,
+            "independent tabular Q-learning, one Q^i(s, a^i) per agent (Tan 1993)",
+        ),
+    }  # fmt: skip
+
+
+def algorithms() -> dict[str, AlgoSpec]:
+    return _tabular_specs()
+
+
+def get_algo(name: str) -> AlgoSpec:
+    specs = algorithms()
+    if name not in specs:
+        raise unknown_name("algorithm", name, specs)
+    return specs[name]

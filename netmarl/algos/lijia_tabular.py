@@ -1,0 +1,221 @@
+"""Li & Jia (2021) Algorithm 1: decentralized tabular actor-critic, and its centralized twin.
+
+Paper 003 ("Decentralized MARL: an off-policy method", §III). Every agent i keeps private
+tables and never sees another agent's policy:
+
+* a critic ``Q^i(s, a^i)`` over the global state and its *own* action, the other agents
+  being part of the environment (eq. 2, 5);
+* a policy table ``zeta^i(s, a^i)`` with the softmax policy of eq. (6).
+
+One step of Algorithm 1, for each agent i at once:
+
+* policy evaluation, eq. (7):
+  ``Q^i(s_t, a^i_t) += alpha [r_t + gamma Q^i(s_{t+1}, a~^i) - Q^i(s_t, a^i_t)]`` with
+  ``a~^i ~ pi^i(s_{t+1}, .)`` freshly sampled;
+* policy improvement, eq. (32)-(34):
+  ``v^i = sum_a pi^i(s_t, a) Q^i(s_t, a)``,
+  ``zeta^i(s_t, .) += beta pi^i(s_t, .) * (Q^i(s_t, .) - v^i)`` (the exact gradient of
+  E_{pi^i} Q^i, eq. 35-38), then clip to ``[T_m, T_M]`` so every action keeps a positive
+  probability (Assumption 1).
+
+Two time scales: the critic step ``alpha`` is much larger than the actor step ``beta``.
+Step sizes follow ``base / (1 + n(s, a))^power`` with per-entry visit counts n, which
+satisfies eq. (9)-(10) for power in (0.5, 1] [choice: the paper gives no schedule].
+
+The reward each agent learns from (``reward_signal``):
+
+* ``"team"`` (the paper's setting, Def. 1): the reward is shared and observed by all, so
+  Algorithm 1 needs **no messages at all**;
+* ``"consensus"``: each agent only observes its local reward r_i and estimates the team
+  reward (their mean) with K rounds of consensus over the communication network, the
+  natural extension to the local-reward MDPs of Zhang et al. 2018 [choice];
+* ``"local"``: each agent learns from its own reward only (no communication).
+
+**Centralized actor-critic** (paper §V) is Algorithm 1 with a single learner that owns the
+joint action: its tables are ``Q(s, a)`` and ``zeta(s, a)`` over all ``|A|^N`` joint
+actions. The same per-learner functions implement both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from netmarl.algos.tabular_base import TabularLearner, Transition, softmax_sample, step_size
+from netmarl.envs.tabular import (
+    evaluate_joint_policy,
+    evaluate_product_policy,
+    joint_actions,
+    joint_index,
+)
+from netmarl.errors import ConfigError
+
+Array = jax.Array
+RewardSignal = Literal["team", "consensus", "local"]
+
+
+@dataclass(frozen=True)
+class LiJiaACConfig:
+    """Hyper-parameters of Algorithm 1 (all [choice] unless noted: the paper gives none)."""
+
+    critic_lr: float = 1.0  # alpha base (eq. 7)
+    critic_lr_power: float = 0.65  # alpha = critic_lr / (1 + n)^power
+    actor_lr: float = 0.5  # beta base (eq. 33)
+    actor_lr_power: float = 0.85  # decays faster than alpha: beta/alpha -> 0 (two time scales)
+    zeta_min: float = -8.0  # T_m (eq. 34)
+    zeta_max: float = 8.0  # T_M (eq. 34)
+    q_init_scale: float = 0.0  # Q^i_0 ~ U(-scale, scale); the paper initialises randomly
+    reward_signal: RewardSignal = "team"
+
+    def validate(self) -> None:
+        for name in ("critic_lr", "actor_lr"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}.")
+        if not self.zeta_min < self.zeta_max:
+            raise ConfigError(
+                f"zeta_min ({self.zeta_min}) must be below zeta_max ({self.zeta_max}): "
+                "they are the clipping thresholds T_m < T_M of Li & Jia eq. (34)."
+            )
+        if self.reward_signal not in ("team", "consensus", "local"):
+            raise ConfigError(
+                f"reward_signal must be 'team', 'consensus' or 'local', got {self.reward_signal!r}."
+            )
+
+
+class ACTables(NamedTuple):
+    """Per-learner tables, leading axis = learners (N agents, or 1 for centralized AC)."""
+
+    q: Array  # [L, S, A_l] critic Q^i(s, a^i)
+    zeta: Array  # [L, S, A_l] policy preferences, pi^i = softmax(zeta^i) (eq. 6)
+    critic_visits: Array  # [L, S, A_l] n(s, a) for alpha
+    actor_visits: Array  # [L, S] n(s) for beta
+
+
+# --- one learner's update: what runs inside agent i -------------------------------------
+
+
+def critic_step(
+    q: Array, visits: Array, s: Array, a: Array, r: Array, s_next: Array, a_next: Array,
+    terminated: Array, gamma: float, cfg: LiJiaACConfig,
+) -> tuple[Array, Array, Array]:  # fmt: skip
+    """Li & Jia eq. (7) for one learner; returns (q, visits, td_error)."""
+    alpha = step_size(cfg.critic_lr, visits[s, a], cfg.critic_lr_power)
+    bootstrap = jnp.where(terminated, 0.0, gamma * q[s_next, a_next])
+    td_error = r + bootstrap - q[s, a]
+    return q.at[s, a].add(alpha * td_error), visits.at[s, a].add(1), td_error
+
+
+def actor_step(
+    zeta: Array, q: Array, visits: Array, s: Array, cfg: LiJiaACConfig
+) -> tuple[Array, Array]:
+    """Li & Jia eq. (32)-(34) for one learner at state s; returns (zeta, visits)."""
+    beta = step_size(cfg.actor_lr, visits[s], cfg.actor_lr_power)
+    pi_s = jax.nn.softmax(zeta[s])
+    v_s = pi_s @ q[s]  # eq. (32)
+    row = zeta[s] + beta * pi_s * (q[s] - v_s)  # eq. (33)
+    row = jnp.clip(row, cfg.zeta_min, cfg.zeta_max)  # eq. (34)
+    return zeta.at[s].set(row), visits.at[s].add(1)
+
+
+def learner_step(
+    tables: ACTables, s: Array, a: Array, r: Array, s_next: Array, terminated: Array,
+    key: Array, gamma: float, cfg: LiJiaACConfig,
+) -> tuple[ACTables, Array]:  # fmt: skip
+    """One full step of Algorithm 1 for one learner (tables without the learner axis)."""
+    q, zeta, critic_visits, actor_visits = tables
+    a_next = softmax_sample(key, zeta[s_next])  # a~^i ~ pi^i(s_{t+1}, .)
+    q, critic_visits, td_error = critic_step(
+        q, critic_visits, s, a, r, s_next, a_next, terminated, gamma, cfg
+    )
+    zeta, actor_visits = actor_step(zeta, q, actor_visits, s, cfg)
+    return ACTables(q, zeta, critic_visits, actor_visits), td_error
+
+
+# --- the reward each agent learns from ----------------------------------------------------
+
+
+def agent_rewards(
+    transition: Transition, reward_signal: str, network: Any, key: Array
+) -> tuple[Array, Any]:
+    """Rewards [N] the agents learn from, and the MixStats of any messages sent."""
+    from netmarl.network import MixStats  # local import: the network is optional here
+
+    if reward_signal == "team":
+        rewards = jnp.broadcast_to(transition.team_reward, transition.rewards.shape)
+        return rewards, MixStats.zero()
+    if reward_signal == "local":
+        return transition.rewards, MixStats.zero()
+    # "consensus": each agent starts from its own reward; K rounds estimate the mean.
+    return network.mix(transition.rewards, key)
+
+
+# --- learners ------------------------------------------------------------------------------
+
+
+def make_lijia_ac(
+    env: Any, gamma: float, config: LiJiaACConfig | None = None, network: Any = None
+) -> TabularLearner:
+    """Algorithm 1: one learner per agent, each owning its own action (decentralized)."""
+    cfg = config or LiJiaACConfig()
+    cfg.validate()
+    if cfg.reward_signal == "consensus" and network is None:
+        raise ConfigError("reward_signal='consensus' needs a communication network (graph).")
+    n, num_states, num_actions = env.num_agents, env.num_states, env.num_actions
+    shape = (n, num_states, num_actions)
+
+    def init(key: Array) -> ACTables:
+        q = jax.random.uniform(key, shape, minval=-1.0, maxval=1.0) * cfg.q_init_scale
+        return ACTables(q, jnp.zeros(shape), jnp.zeros(shape, jnp.int32),
+                        jnp.zeros(shape[:2], jnp.int32))  # fmt: skip
+
+    def act(tables: ACTables, s: Array, key: Array) -> Array:
+        return softmax_sample(key, tables.zeta[:, s])  # each agent samples a^i ~ pi^i(s)
+
+    def update(tables: ACTables, tr: Transition, key: Array) -> tuple[ACTables, dict]:
+        key_mix, key_agents = jax.random.split(key)
+        rewards, stats = agent_rewards(tr, cfg.reward_signal, network, key_mix)
+        step_one_agent = jax.vmap(learner_step, in_axes=(0, None, 0, 0, None, None, 0, None, None))
+        tables, td = step_one_agent(
+            tables, tr.s, tr.actions, rewards, tr.s_next, tr.terminated,
+            jax.random.split(key_agents, n), gamma, cfg,
+        )  # fmt: skip
+        return tables, {"abs_td": jnp.mean(jnp.abs(td)), "floats_sent": stats.floats_sent}
+
+    def evaluate(tables: ACTables, gamma_eval: float) -> Any:
+        return evaluate_product_policy(env, jax.nn.softmax(tables.zeta, axis=-1), gamma_eval)
+
+    return TabularLearner("lijia_ac", init, act, update, evaluate)
+
+
+def make_central_ac(env: Any, gamma: float, config: LiJiaACConfig | None = None) -> TabularLearner:
+    """Centralized AC: Algorithm 1 with one learner owning the joint action (paper §V)."""
+    cfg = config or LiJiaACConfig()
+    cfg.validate()
+    n, num_states, num_actions = env.num_agents, env.num_states, env.num_actions
+    num_joint = num_actions**n
+    shape = (1, num_states, num_joint)
+
+    def init(key: Array) -> ACTables:
+        q = jax.random.uniform(key, shape, minval=-1.0, maxval=1.0) * cfg.q_init_scale
+        return ACTables(q, jnp.zeros(shape), jnp.zeros(shape, jnp.int32),
+                        jnp.zeros(shape[:2], jnp.int32))  # fmt: skip
+
+    def act(tables: ACTables, s: Array, key: Array) -> Array:
+        return joint_actions(softmax_sample(key, tables.zeta[0, s]), n, num_actions)
+
+    def update(tables: ACTables, tr: Transition, key: Array) -> tuple[ACTables, dict]:
+        single = jax.tree.map(lambda x: x[0], tables)
+        joint = joint_index(tr.actions, num_actions)
+        single, td = learner_step(
+            single, tr.s, joint, tr.team_reward, tr.s_next, tr.terminated, key, gamma, cfg
+        )
+        tables = jax.tree.map(lambda x: x[None], single)
+        return tables, {"abs_td": jnp.abs(td), "floats_sent": jnp.float32(0.0)}
+
+    def evaluate(tables: ACTables, gamma_eval: float) -> Any:
+        return evaluate_joint_policy(env, jax.nn.softmax(tables.zeta[0], axis=-1), gamma_eval)
+
+    return TabularLearner("central_ac", init, act, update, evaluate)

@@ -1,0 +1,182 @@
+"""The ``netmarl`` command line: train, run, list.
+
+    netmarl train [--algo A --env E --graph G --seeds 10 --steps S ...]
+    netmarl run FILE.yaml          # a run config or an experiment (panels x algorithms)
+    netmarl list                   # algorithms, environments, graphs, weight rules
+
+Bad input (unknown names or keys, wrong types, impossible settings) ends with one line
+``netmarl: error: ...`` and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from netmarl.errors import NetmarlError
+
+
+def _parse_value(text: str) -> Any:
+    """``key=value`` values are YAML scalars: 4 -> int, 0.5 -> float, true -> bool."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _kv_pairs(pairs: list[str] | None, flag: str) -> dict[str, Any]:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise NetmarlError(f"{flag} expects key=value, got {pair!r}.")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = _parse_value(value)
+    return out
+
+
+def _train_parser(sub: Any) -> None:
+    from netmarl.run.config import RunConfig
+
+    d = RunConfig()
+    p = sub.add_parser("train", help="train one algorithm on one environment (several seeds)")
+    p.add_argument("--algo", default=d.algo, help=f"algorithm (default {d.algo})")
+    p.add_argument("--env", default=d.env, help=f"environment (default {d.env})")
+    p.add_argument("--agents", type=int, help="number of agents (sets env num_agents)")
+    p.add_argument("--graph", default=d.graph, help=f"communication topology (default {d.graph})")
+    p.add_argument("--weights", default=d.weights, help="weight rule (default metropolis)")
+    p.add_argument("--rounds", type=int, default=d.rounds, help="consensus rounds per step")
+    p.add_argument("--link-drop", type=float, default=d.link_drop, help="link-drop probability")
+    p.add_argument("--seeds", type=int, default=d.seeds, help=f"seeds, vmapped (default {d.seeds})")
+    p.add_argument("--seed", type=int, default=d.seed, help="base seed")
+    p.add_argument("--steps", type=int, default=d.steps, help=f"env steps (default {d.steps})")
+    p.add_argument("--eval-every", type=int, default=d.eval_every, help="steps per evaluation")
+    p.add_argument("--gamma", type=float, default=d.gamma, help="discount factor")
+    p.add_argument("--out-dir", default=d.out_dir, help="where run directories go")
+    p.add_argument("--name", help="run directory name (default: algo-env-time)")
+    p.add_argument("--env-arg", action="append", metavar="K=V", help="environment option")
+    p.add_argument("--algo-arg", action="append", metavar="K=V", help="algorithm option")
+    p.add_argument("--graph-arg", action="append", metavar="K=V", help="graph option")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from netmarl.run.config import RunConfig, from_dict
+    from netmarl.run.driver import summary, train
+
+    env_kwargs = _kv_pairs(args.env_arg, "--env-arg")
+    if args.agents is not None:
+        env_kwargs["num_agents"] = args.agents
+    config = from_dict(
+        RunConfig,
+        {
+            "algo": args.algo,
+            "env": args.env,
+            "env_kwargs": env_kwargs,
+            "algo_kwargs": _kv_pairs(args.algo_arg, "--algo-arg"),
+            "graph": args.graph,
+            "graph_kwargs": _kv_pairs(args.graph_arg, "--graph-arg"),
+            "weights": args.weights,
+            "rounds": args.rounds,
+            "link_drop": args.link_drop,
+            "seeds": args.seeds,
+            "seed": args.seed,
+            "steps": args.steps,
+            "eval_every": args.eval_every,
+            "gamma": args.gamma,
+            "out_dir": args.out_dir,
+            "name": args.name,
+        },
+        "command line",
+    )
+    result = train(config, progress=not args.quiet)
+    _print_summary(summary(result), result.run_dir)
+    return 0
+
+
+def _print_summary(s: dict[str, Any], run_dir: Any) -> None:
+    final = s["final_return"]
+    print(
+        f"\n{s['algo']} on {s['env']}: {s['seeds']} seeds x {s['steps']:,} steps "
+        f"in {s['wall_time_s']:.1f} s ({s['env_steps_per_s']:,.0f} env steps/s)"
+    )
+    print(
+        f"  final exact return  {final['mean']:.4f}  "
+        f"(95% CI {final['ci95'][0]:.4f} .. {final['ci95'][1]:.4f})"
+    )
+    for name, value in s["references"].items():
+        print(f"  {name + ' policy':<19} {value:.4f}")
+    if "optimal" in s["references"] and "uniform" in s["references"]:
+        gap = s["references"]["optimal"] - s["references"]["uniform"]
+        if gap > 0:
+            share = (final["mean"] - s["references"]["uniform"]) / gap
+            print(f"  share of the uniform-to-optimal gap closed: {share:.1%}")
+    print(f"  run directory: {run_dir}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from netmarl.run.config import RunConfig, from_dict
+    from netmarl.run.driver import summary, train
+    from netmarl.run.experiment import load_yaml, run_experiment
+
+    data = load_yaml(args.file)
+    if "panels" in data or "experiment" in data:
+        out = run_experiment(args.file, progress=not args.quiet, force=args.force)
+        print(json.dumps(json.loads((out / "summary.json").read_text()), indent=2))
+        print(f"results in {out}")
+    else:
+        result = train(from_dict(RunConfig, data, args.file), progress=not args.quiet)
+        _print_summary(summary(result), result.run_dir)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from netmarl.algos import algorithms
+    from netmarl.envs import ENVIRONMENTS
+    from netmarl.network import TOPOLOGIES, WEIGHT_RULES
+
+    print("algorithms:")
+    for name, spec in algorithms().items():
+        tag = "networked" if spec.networked else "centralized/independent"
+        print(f"  {name:<12} [{spec.family}, {tag}] {spec.description}")
+    print("environments:")
+    for name in ENVIRONMENTS:
+        print(f"  {name}")
+    print("graphs:       " + ", ".join(TOPOLOGIES))
+    print("weight rules: " + ", ".join(WEIGHT_RULES))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="netmarl",
+        description="Decentralized cooperative multi-agent RL over communication networks.",
+    )
+    sub = parser.add_subparsers(dest="command")
+    _train_parser(sub)
+    p_run = sub.add_parser("run", help="run a YAML run config or experiment")
+    p_run.add_argument("file", help="YAML file (e.g. experiments/lijia_random_mdp.yaml)")
+    p_run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p_run.add_argument("--force", action="store_true", help="rerun cells that are already done")
+    sub.add_parser("list", help="list algorithms, environments, graphs and weight rules")
+
+    args = parser.parse_args(argv)
+    command = args.command or "train"
+    if args.command is None:  # plain `netmarl` behaves like `netmarl train`
+        args = parser.parse_args(["train", *(argv or [])])
+    handlers = {"train": _cmd_train, "run": _cmd_run, "list": _cmd_list}
+    try:
+        return handlers[command](args)
+    except NetmarlError as exc:
+        print(f"netmarl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("netmarl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Learning-curve plots: mean over seeds with a shaded 95% bootstrap band."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: CI and clusters have no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from netmarl.report.stats import bootstrap_ci  # noqa: E402
+
+
+def plot_panels(
+    panels: Sequence[tuple[str, Mapping[str, tuple[np.ndarray, np.ndarray]]]],
+    path: str | Path,
+    ylabel: str = "return",
+    xlabel: str = "environment steps",
+) -> None:
+    """One subplot per panel; each panel maps a curve label to (steps [T], values [seeds, T])."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels, strict=True):
+        for label, (steps, values) in curves.items():
+            band = bootstrap_ci(values)
+            (line,) = ax.plot(steps, band.mean, label=f"{label} (n={len(values)})")
+            ax.fill_between(steps, band.low, band.high, color=line.get_color(), alpha=0.25)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,269 @@
+"""The training driver: build, compile once, run chunks, write a run directory.
+
+Inside a chunk everything is compiled (``jit(vmap(chunk_fn))`` over seeds: ``lax.scan`` over
+environment steps, then an exact evaluation). Between chunks Python shows progress and
+collects metrics; nothing in the inner loop touches Python.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import yaml
+
+from netmarl.algos import AlgoSpec, get_algo
+from netmarl.algos.tabular_base import make_trainer
+from netmarl.envs import make_env
+from netmarl.errors import ConfigError, NetmarlError
+from netmarl.network import make_network
+from netmarl.report.stats import bootstrap_ci
+from netmarl.run.config import RunConfig, from_dict, to_dict
+
+# Joint-action tables above this many entries are refused: they would not fit in memory.
+MAX_JOINT_TABLE = 1 << 26
+
+
+@dataclass
+class Built:
+    """Everything a run needs, validated, before anything is compiled."""
+
+    config: RunConfig
+    spec: AlgoSpec
+    algo_config: Any
+    env: Any
+    network: Any
+    learner: Any
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    algo_config: Any
+    steps: np.ndarray  # [T] env steps at each evaluation (T = chunks + 1, from 0)
+    metrics: dict[str, np.ndarray]  # name -> [seeds, T]
+    references: dict[str, float]  # returns of reference policies (uniform, optimal)
+    wall_time: float  # seconds, compilation included
+    run_dir: Path | None = None
+
+    @property
+    def final_return(self) -> np.ndarray:
+        return self.metrics["return"][:, -1]
+
+
+def build(config: RunConfig) -> Built:
+    """Validate the whole configuration and construct env, network and learner."""
+    config.validate()
+    spec = get_algo(config.algo)
+    algo_config = from_dict(spec.config_cls, config.algo_kwargs, f"algo_kwargs of {spec.name}")
+    env = make_env(config.env, **config.env_kwargs)
+    if spec.family == "tabular":
+        if not hasattr(env, "transition_probs") or not env.spec.discrete:
+            raise ConfigError(
+                f"algorithm {spec.name!r} is tabular: it needs a finite MDP with discrete "
+                f"actions (lijia_mdp, zhang_mdp, random_mdp, didactic), and {config.env!r} "
+                "is not one."
+            )
+        if not spec.networked:
+            table = env.num_states * env.num_actions**env.num_agents
+            if table > MAX_JOINT_TABLE:
+                raise ConfigError(
+                    f"{spec.name!r} keeps a table over the joint action: {table:,} entries for "
+                    f"{env.num_agents} agents. Use a decentralized learner (lijia_ac, iql) "
+                    "or fewer agents."
+                )
+    network = make_network(
+        config.graph,
+        num_agents=env.spec.num_agents,
+        weights=config.weights,
+        rounds=config.rounds,
+        link_drop=config.link_drop,
+        **config.graph_kwargs,
+    )
+    if network.num_agents != env.spec.num_agents:
+        raise ConfigError(
+            f"the graph has {network.num_agents} agents but {config.env!r} has "
+            f"{env.spec.num_agents}: give a graph with one node per agent."
+        )
+    learner = spec.make(env, config.gamma, algo_config, network)
+    return Built(config, spec, algo_config, env, network, learner)
+
+
+def reference_returns(env: Any, gamma: float) -> dict[str, float]:
+    """Exact returns of the uniform-random joint policy and of an optimal policy."""
+    from netmarl.envs.planning import optimal_return
+    from netmarl.envs.tabular import evaluate_product_policy
+
+    uniform = jnp.full((env.num_agents, env.num_states, env.num_actions), 1.0 / env.num_actions)
+    refs = {"uniform": float(evaluate_product_policy(env, uniform, gamma).ret)}
+    if env.num_states * env.num_actions**env.num_agents <= MAX_JOINT_TABLE:
+        refs["optimal"] = float(optimal_return(env, gamma))
+    return refs
+
+
+def train(
+    config: RunConfig, *, progress: bool = True, write: bool = True, built: Built | None = None
+) -> RunResult:
+    """Train ``config.seeds`` seeds as one compiled program and (optionally) write a run dir."""
+    built = built or build(config)
+    start = time.perf_counter()
+    init_fn, chunk_fn = make_trainer(built.env, built.learner, config.eval_every, config.gamma)
+    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+    state = jax.jit(jax.vmap(init_fn))(keys)
+    initial = jax.jit(jax.vmap(lambda p: built.learner.evaluate(p, config.gamma).ret))
+    history: list[dict[str, np.ndarray]] = []
+    returns0 = np.asarray(initial(state.params))
+    chunk = jax.jit(jax.vmap(chunk_fn))
+
+    bar = _progress(config, progress)
+    for _ in range(config.num_chunks):
+        state, metrics = chunk(state)
+        metrics = jax.device_get(metrics)
+        _check_finite(metrics, int(metrics["env_steps"][0]))
+        history.append(metrics)
+        if bar is not None:
+            bar.update(config.eval_every)
+            bar.set_postfix(ret=f"{metrics['return'].mean():.3f}")
+    if bar is not None:
+        bar.close()
+    wall = time.perf_counter() - start
+
+    names = history[0].keys()
+    stacked = {k: np.stack([h[k] for h in history], axis=1) for k in names}
+    stacked["return"] = np.concatenate([returns0[:, None], stacked["return"]], axis=1)
+    steps = np.arange(config.num_chunks + 1) * config.eval_every
+    result = RunResult(
+        config=config,
+        algo_config=built.algo_config,
+        steps=steps,
+        metrics=stacked,
+        references=reference_returns(built.env, config.gamma),
+        wall_time=wall,
+    )
+    if write:
+        result.run_dir = write_run(result)
+    return result
+
+
+def _progress(config: RunConfig, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(
+        total=config.num_chunks * config.eval_every,
+        desc=f"{config.algo} on {config.env} ({config.seeds} seeds)",
+        unit="step",
+        unit_scale=True,
+    )
+
+
+def _check_finite(metrics: dict[str, np.ndarray], step: int) -> None:
+    for name, value in metrics.items():
+        if np.issubdtype(np.asarray(value).dtype, np.floating) and not np.all(np.isfinite(value)):
+            raise NetmarlError(
+                f"metric {name!r} became NaN/inf by step {step}: lower the learning rates "
+                "(algo_kwargs) or check the environment's rewards."
+            )
+
+
+def summary(result: RunResult) -> dict[str, Any]:
+    """The JSON summary of a run: final and best return with 95% bootstrap CIs."""
+    returns = result.metrics["return"]
+    final = bootstrap_ci(returns[:, -1])
+    curve = bootstrap_ci(returns)
+    best = int(np.argmax(curve.mean))
+    total_steps = result.config.steps * result.config.seeds
+    out = {
+        "algo": result.config.algo,
+        "env": result.config.env,
+        "seeds": result.config.seeds,
+        "steps": result.config.steps,
+        "final_return": {"mean": float(final.mean), "ci95": [float(final.low), float(final.high)]},
+        "max_average_return": {
+            "step": int(result.steps[best]),
+            "mean": float(curve.mean[best]),
+            "ci95": [float(curve.low[best]), float(curve.high[best])],
+        },
+        "references": result.references,
+        "wall_time_s": round(result.wall_time, 3),
+        "env_steps_per_s": round(total_steps / result.wall_time, 1),
+    }
+    if "floats_sent" in result.metrics:
+        # per-step mean of floats sent, averaged over chunks and seeds
+        out["floats_sent_per_step"] = float(result.metrics["floats_sent"].mean())
+    return out
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_run(result: RunResult, run_dir: str | Path | None = None) -> Path:
+    """Write config.yaml, metrics.csv, summary.json and plot.png into the run directory."""
+    from netmarl.report.plots import plot_panels
+
+    cfg = result.config
+    if run_dir is None:
+        name = cfg.name or f"{cfg.algo}-{cfg.env}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = Path(cfg.out_dir) / name
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    resolved = to_dict(cfg)
+    resolved["algo_kwargs"] = to_dict(result.algo_config)
+    _atomic_write(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+
+    names = sorted(result.metrics)
+    rows = ["seed,step," + ",".join(names)]
+    num_seeds = result.metrics["return"].shape[0]
+    for t, step in enumerate(result.steps):
+        for seed in range(num_seeds):
+            values = []
+            for n in names:
+                series = result.metrics[n]
+                # per-chunk metrics have no value at step 0
+                idx = t if series.shape[1] == len(result.steps) else t - 1
+                values.append("" if idx < 0 else f"{series[seed, idx]:.6g}")
+            rows.append(f"{seed},{step}," + ",".join(values))
+    _atomic_write(run_dir / "metrics.csv", "\n".join(rows) + "\n")
+    _atomic_write(run_dir / "summary.json", json.dumps(summary(result), indent=2) + "\n")
+    title = f"{cfg.algo} on {cfg.env} (graph {cfg.graph})"
+    plot_panels(
+        [(title, {cfg.algo: (result.steps, result.metrics["return"])})], run_dir / "plot.png"
+    )
+    return run_dir
+
+
+def read_metrics_csv(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a run's metrics.csv back into columns (used by reports and tests)."""
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {k: np.array([float(r[k]) if r[k] != "" else np.nan for r in rows]) for k in rows[0]}
+
+
+def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """A copy of ``config`` with validated overrides (dict-valued keys are merged)."""
+    merged = to_dict(config)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return from_dict(RunConfig, merged, "run config")
+
+
+__all__ = ["RunResult", "build", "train", "summary", "write_run", "with_overrides", "replace"]
