@@ -97,11 +97,11 @@ def _describe(annotation: Any) -> str:
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") -> T:
     """Build the dataclass ``cls`` from ``data``; unknown keys and wrong types are errors."""
-    data = dict(data or {})
-    if not isinstance(data, dict):
+    if data is not None and not isinstance(data, dict):
         raise ConfigError(
             f"{where} must be a mapping of keys to values, got {type(data).__name__}."
         )
+    data = dict(data or {})
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for key, value in data.items():
