@@ -53,7 +53,7 @@ class TrainState(NamedTuple):
 
 
 def make_trainer(
-    env: Any, learner: TabularLearner, steps_per_chunk: int, gamma: float
+    env: Any, learner: TabularLearner, steps_per_chunk: int, gamma: float, unroll: int = 1
 ) -> tuple[Callable[[Array], TrainState], Callable[[TrainState], tuple[TrainState, dict]]]:
     """Build ``init_fn`` and ``chunk_fn`` for one seed; vmap/jit them in the driver."""
 
@@ -87,7 +87,9 @@ def make_trainer(
         return TrainState(params, next_env_state, key, step + 1), metrics
 
     def chunk_fn(train_state: TrainState) -> tuple[TrainState, dict]:
-        train_state, step_metrics = jax.lax.scan(env_step, train_state, None, steps_per_chunk)
+        train_state, step_metrics = jax.lax.scan(
+            env_step, train_state, None, steps_per_chunk, unroll=unroll
+        )
         metrics = jax.tree.map(jnp.mean, step_metrics)
         value = learner.evaluate(train_state.params, gamma)
         metrics["return"] = value.ret
