@@ -1,3 +1,3 @@
-"""netmarl: decentralized cooperative multi-agent reinforcement learning over communication networks."""
+"""netmarl: decentralized cooperative multi-agent RL over communication networks."""
 
 __version__ = "0.1.0"

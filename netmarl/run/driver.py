@@ -90,6 +90,8 @@ def build(config: RunConfig) -> Built:
         weights=config.weights,
         rounds=config.rounds,
         link_drop=config.link_drop,
+        # consensus only reaches the average on a connected graph (baselines do not talk)
+        require_connected=spec.networked,
         **config.graph_kwargs,
     )
     if network.num_agents != env.spec.num_agents:
@@ -240,7 +242,7 @@ def write_run(result: RunResult, run_dir: str | Path | None = None) -> Path:
                 series = result.metrics[n]
                 # per-chunk metrics have no value at step 0
                 idx = t if series.shape[1] == len(result.steps) else t - 1
-                values.append("" if idx < 0 else f"{series[seed, idx]:.6g}")
+                values.append("" if idx < 0 else f"{series[seed, idx]:.9g}")  # exact float32
             rows.append(f"{seed},{step}," + ",".join(values))
     _atomic_write(run_dir / "metrics.csv", "\n".join(rows) + "\n")
     _atomic_write(run_dir / "summary.json", json.dumps(summary(result), indent=2) + "\n")

@@ -1,0 +1,171 @@
+"""The command line, run directories, configs and experiments, end to end on tiny settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from netmarl.cli import main
+from netmarl.errors import ConfigError, NetmarlError
+from netmarl.report.stats import bootstrap_ci
+from netmarl.run.config import RunConfig, from_dict
+from netmarl.run.driver import read_metrics_csv, train
+
+TINY_ENV = ["--env", "random_mdp", "--env-arg", "num_states=6", "--env-arg", "num_actions=2"]
+
+
+def tiny_config(tmp_path: Path, **overrides) -> RunConfig:
+    base = {
+        "env": "random_mdp",
+        "env_kwargs": {"num_states": 6, "num_actions": 2, "num_agents": 3},
+        "seeds": 3,
+        "steps": 2_000,
+        "eval_every": 500,
+        "out_dir": str(tmp_path),
+    }
+    return from_dict(RunConfig, {**base, **overrides})
+
+
+def test_train_writes_a_complete_run_directory(tmp_path, capsys):
+    code = main(
+        ["train", *TINY_ENV, "--agents", "3", "--seeds", "2", "--steps", "2000",
+         "--eval-every", "500", "--out-dir", str(tmp_path), "--name", "r", "-q"]
+    )  # fmt: skip
+    assert code == 0
+    run = tmp_path / "r"
+    for name in ("config.yaml", "metrics.csv", "summary.json", "plot.png"):
+        assert (run / name).is_file(), name
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["algo"] == "lijia_ac" and config["env_kwargs"]["num_agents"] == 3
+    assert config["algo_kwargs"]["critic_lr"] > 0  # resolved algorithm defaults are recorded
+    metrics = read_metrics_csv(run / "metrics.csv")
+    assert sorted(set(metrics["step"])) == [0, 500, 1000, 1500, 2000]
+    assert sorted(set(metrics["seed"])) == [0, 1]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final_return"]["ci95"][0] <= summary["final_return"]["mean"]
+    assert "optimal" in summary["references"] and "uniform" in summary["references"]
+    out = capsys.readouterr().out
+    assert "final exact return" in out and str(run) in out
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path):
+    config = tiny_config(tmp_path)
+    first = train(config, progress=False, write=False)
+    second = train(config, progress=False, write=False)
+    for name in first.metrics:
+        np.testing.assert_array_equal(first.metrics[name], second.metrics[name])
+    third = train(tiny_config(tmp_path, seed=1), progress=False, write=False)
+    assert not np.array_equal(first.metrics["return"], third.metrics["return"])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--algo", "lijia_acc"], "Did you mean 'lijia_ac'"),
+        (["train", "--env", "lijia_mpd"], "Did you mean 'lijia_mdp'"),
+        (["train", "--graph", "rnig"], "Did you mean 'ring'"),
+        (["train", "--algo-arg", "critic_lrr=0.1"], "unknown key 'critic_lrr'"),
+        (["train", "--algo-arg", "critic_lr=fast"], "'critic_lr' must be float"),
+        (["train", "--env-arg", "num_sates=5"], "num_states"),
+        (["train", "--link-drop", "1.0"], "link"),
+        (["train", "--algo", "central_ac", "--env", "zhang_mdp", "--agents", "20"], "joint"),
+        (["train", "--agents", "1"], "agents"),
+        (["train", "--steps", "0"], "steps must be >= 1"),
+    ],
+)
+def test_bad_input_is_one_clear_line(argv, message, capsys, tmp_path):
+    code = main([*argv, "--out-dir", str(tmp_path), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("netmarl: error: ") and message in err, err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_disconnected_custom_graph_is_refused():
+    with pytest.raises(NetmarlError, match="disconnected"):
+        from netmarl.run.driver import build
+
+        adjacency = [[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]]
+        build(from_dict(RunConfig, {"graph": "custom", "graph_kwargs": {"adjacency": adjacency}}))
+
+
+def test_config_rejects_unknown_keys_and_wrong_types():
+    with pytest.raises(ConfigError, match="Did you mean 'seeds'"):
+        from_dict(RunConfig, {"sedes": 3})
+    with pytest.raises(ConfigError, match="'steps' must be int"):
+        from_dict(RunConfig, {"steps": "many"})
+    with pytest.raises(ConfigError, match="gamma"):
+        from_dict(RunConfig, {"gamma": 1.5})
+
+
+def test_list_names_everything(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    names = "lijia_ac central_ac joint_q iql lijia_mdp zhang_mdp didactic hallway ring grid"
+    for name in (*names.split(), "erdos_renyi", "metropolis", "max_degree", "laplacian"):
+        assert name in out
+
+
+EXPERIMENT = """
+experiment: tiny
+out_dir: {out}
+common: {{env: random_mdp, env_kwargs: {{num_states: 5, num_actions: 2, num_agents: 2}},
+          seeds: 2, steps: 1000, eval_every: 500}}
+panels:
+  - title: "(a) two agents"
+    algos:
+      Algorithm 1: {{algo: lijia_ac}}
+      joint Q: {{algo: joint_q}}
+  - title: "(b) three agents"
+    overrides: {{env_kwargs: {{num_agents: 3}}}}
+    algos:
+      Algorithm 1: {{algo: lijia_ac}}
+"""
+
+
+def test_experiment_runs_every_cell_and_resumes(tmp_path, capsys):
+    path = tmp_path / "exp.yaml"
+    out = tmp_path / "results"
+    path.write_text(EXPERIMENT.format(out=out))
+    assert main(["run", str(path), "-q"]) == 0
+    curves = (out / "curves.csv").read_text().splitlines()
+    assert curves[0] == "panel,algo,step,mean,ci95_low,ci95_high,seeds"
+    assert len(curves) == 1 + 3 * 3  # 3 cells x 3 evaluation points
+    assert (out / "tiny.png").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"(a) two agents", "(b) three agents"}
+    capsys.readouterr()
+    assert main(["run", str(path)]) == 0  # a rerun loads finished cells instead of training
+    assert capsys.readouterr().out.count("already done") == 3
+    assert (out / "curves.csv").read_text().splitlines() == curves
+
+
+def test_experiment_with_a_typo_fails_before_training(tmp_path, capsys):
+    path = tmp_path / "exp.yaml"
+    path.write_text(EXPERIMENT.format(out=tmp_path / "r").replace("algo: joint_q", "algo: jointq"))
+    assert main(["run", str(path)]) == 2
+    assert "Did you mean 'joint_q'" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "runs").exists()
+
+
+def test_yaml_that_does_not_parse(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("algo: [lijia_ac\n")
+    assert main(["run", str(path)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_bootstrap_interval_brackets_the_mean():
+    rng = np.random.default_rng(0)
+    values = rng.normal(1.0, 0.5, size=(10, 4))
+    band = bootstrap_ci(values)
+    assert np.all(band.low <= band.mean) and np.all(band.mean <= band.high)
+    assert np.all(band.high - band.low < 1.0)
+    single = bootstrap_ci(np.ones((1, 3)))
+    np.testing.assert_array_equal(single.low, single.high)
+    constant = bootstrap_ci(np.full((5,), 2.0))
+    assert float(constant.low) == float(constant.high) == 2.0
