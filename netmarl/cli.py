@@ -50,6 +50,7 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--weights", default=d.weights, help="weight rule (default metropolis)")
     p.add_argument("--rounds", type=int, default=d.rounds, help="consensus rounds per step")
     p.add_argument("--link-drop", type=float, default=d.link_drop, help="link-drop probability")
+    p.add_argument("--random-edges", type=int, help="time-varying: E random edges per round")
     p.add_argument("--seeds", type=int, default=d.seeds, help=f"seeds, vmapped (default {d.seeds})")
     p.add_argument("--seed", type=int, default=d.seed, help="base seed")
     p.add_argument("--steps", type=int, default=d.steps, help=f"env steps (default {d.steps})")
@@ -82,6 +83,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "weights": args.weights,
             "rounds": args.rounds,
             "link_drop": args.link_drop,
+            "random_edges": args.random_edges,
             "seeds": args.seeds,
             "seed": args.seed,
             "steps": args.steps,

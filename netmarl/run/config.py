@@ -35,6 +35,7 @@ class RunConfig:
     weights: str = "metropolis"
     rounds: int = 1
     link_drop: float = 0.0
+    random_edges: int | None = None  # time-varying: a fresh E-edge subgraph every round
     seeds: int = 10
     seed: int = 0
     steps: int = 300_000

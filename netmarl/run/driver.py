@@ -90,6 +90,7 @@ def build(config: RunConfig) -> Built:
         weights=config.weights,
         rounds=config.rounds,
         link_drop=config.link_drop,
+        random_edges=config.random_edges,
         # consensus only reaches the average on a connected graph (baselines do not talk)
         require_connected=spec.networked,
         **config.graph_kwargs,
