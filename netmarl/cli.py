@@ -61,13 +61,21 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--env-arg", action="append", metavar="K=V", help="environment option")
     p.add_argument("--algo-arg", action="append", metavar="K=V", help="algorithm option")
     p.add_argument("--graph-arg", action="append", metavar="K=V", help="graph option")
+    p.add_argument(
+        "--checkpoint-every", type=int, default=d.checkpoint_every, help="chunks per checkpoint"
+    )
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from netmarl.run.config import RunConfig, from_dict
-    from netmarl.run.driver import summary, train
+    from netmarl.run.driver import resume_run, summary, train
 
+    if args.resume:
+        result = resume_run(args.resume, progress=not args.quiet)
+        _print_summary(summary(result), result.run_dir)
+        return 0
     env_kwargs = _kv_pairs(args.env_arg, "--env-arg")
     if args.agents is not None:
         env_kwargs["num_agents"] = args.agents
@@ -88,6 +96,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "steps": args.steps,
             "eval_every": args.eval_every,
+            "checkpoint_every": args.checkpoint_every,
             "gamma": args.gamma,
             "out_dir": args.out_dir,
             "name": args.name,

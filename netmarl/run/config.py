@@ -41,6 +41,7 @@ class RunConfig:
     steps: int = 300_000
     eval_every: int = 10_000
     gamma: float = 0.9
+    checkpoint_every: int = 10  # chunks between checkpoints (0: only at the end)
     out_dir: str = "runs"
     name: str | None = None
 
@@ -56,6 +57,8 @@ class RunConfig:
             )
         if not 0.0 <= self.gamma < 1.0:
             raise ConfigError(f"gamma must be in [0, 1), got {self.gamma}.")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}.")
         if self.rounds < 0:
             raise ConfigError(
                 f"rounds (consensus rounds per step) must be >= 0, got {self.rounds}."

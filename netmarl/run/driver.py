@@ -27,6 +27,7 @@ from netmarl.envs import make_env
 from netmarl.errors import ConfigError, NetmarlError
 from netmarl.network import make_network
 from netmarl.report.stats import bootstrap_ci
+from netmarl.run import checkpoint
 from netmarl.run.config import RunConfig, from_dict, to_dict
 
 # Joint-action tables above this many entries per seed are refused (memory: 10 seeds x 3
@@ -56,6 +57,7 @@ class RunResult:
     metrics: dict[str, np.ndarray]  # name -> [seeds, T]
     references: dict[str, float]  # returns of reference policies (uniform, optimal)
     wall_time: float  # seconds, compilation included
+    final_state: Any = None  # the train state after the last chunk (params, env, keys)
     run_dir: Path | None = None
 
     @property
@@ -117,30 +119,80 @@ def reference_returns(env: Any, gamma: float) -> dict[str, float]:
 
 
 def train(
-    config: RunConfig, *, progress: bool = True, write: bool = True, built: Built | None = None
+    config: RunConfig,
+    *,
+    progress: bool = True,
+    write: bool = True,
+    built: Built | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> RunResult:
-    """Train ``config.seeds`` seeds as one compiled program and (optionally) write a run dir."""
+    """Train ``config.seeds`` seeds as one compiled program and (optionally) write a run dir.
+
+    With ``write``, the run directory gets its ``config.yaml`` first, a checkpoint every
+    ``config.checkpoint_every`` chunks and at the end, and the results last. ``resume``
+    continues from the newest good checkpoint of ``run_dir``; because the whole train state
+    (PRNG keys included) is checkpointed, a resumed run ends bit-identical to an
+    uninterrupted one.
+    """
     built = built or build(config)
     start = time.perf_counter()
     init_fn, chunk_fn = make_trainer(built.env, built.learner, config.eval_every, config.gamma)
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
     state = jax.jit(jax.vmap(init_fn))(keys)
     initial = jax.jit(jax.vmap(lambda p: built.learner.evaluate(p, config.gamma).ret))
-    history: list[dict[str, np.ndarray]] = []
-    returns0 = np.asarray(initial(state.params))
     chunk = jax.jit(jax.vmap(chunk_fn))
 
-    bar = _progress(config, progress)
-    for _ in range(config.num_chunks):
-        state, metrics = chunk(state)
+    if write or resume:
+        run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(run_dir / "config.yaml", _resolved_yaml(config, built.algo_config))
+    history: list[dict[str, np.ndarray]] = []
+    returns0 = np.asarray(initial(state.params))
+    first_chunk = 0
+    if resume:
+        first_chunk, state, extra = checkpoint.load_latest(run_dir / "checkpoints", state)
+        history = [
+            {k: np.asarray(v["values"], dtype=v["dtype"]) for k, v in h.items()}
+            for h in extra["history"]
+        ]
+        returns0 = np.asarray(extra["returns0"], dtype=returns0.dtype)
+
+    def save(chunk_index: int, good_state: Any) -> None:
+        extra = {
+            "history": [
+                {k: {"dtype": str(v.dtype), "values": v.tolist()} for k, v in h.items()}
+                for h in history
+            ],
+            "returns0": returns0.tolist(),
+        }
+        checkpoint.save(run_dir / "checkpoints", chunk_index, good_state, extra)
+
+    bar = _progress(config, progress, initial=first_chunk * config.eval_every)
+    for c in range(first_chunk, config.num_chunks):
+        new_state, metrics = chunk(state)
         metrics = jax.device_get(metrics)
-        _check_finite(metrics, int(metrics["env_steps"][0]))
+        problem = _non_finite(metrics, new_state.params)
+        if problem:
+            step = (c + 1) * config.eval_every
+            if write:
+                save(c, state)  # the last good state, so nothing is lost
+            where = f"; the last good state is checkpointed in {run_dir}" if write else ""
+            raise NetmarlError(
+                f"{problem} became NaN/inf in the chunk ending at step {step:,}{where}. "
+                "Lower the learning rates (algo_kwargs) or check the environment's rewards."
+            )
+        state = new_state
         history.append(metrics)
+        if write and config.checkpoint_every and (c + 1) % config.checkpoint_every == 0:
+            save(c + 1, state)
         if bar is not None:
             bar.update(config.eval_every)
             bar.set_postfix(ret=f"{metrics['return'].mean():.3f}")
     if bar is not None:
         bar.close()
+    if write and (not config.checkpoint_every or config.num_chunks % config.checkpoint_every):
+        save(config.num_chunks, state)
     wall = time.perf_counter() - start
 
     names = history[0].keys()
@@ -154,18 +206,44 @@ def train(
         metrics=stacked,
         references=reference_returns(built.env, config.gamma),
         wall_time=wall,
+        final_state=state,
     )
     if write:
-        result.run_dir = write_run(result)
+        result.run_dir = write_run(result, run_dir)
     return result
 
 
-def _progress(config: RunConfig, enabled: bool) -> Any:
+def resume_run(run_dir: str | Path, *, progress: bool = True) -> RunResult:
+    """Continue a killed run from its newest good checkpoint (``netmarl train --resume``)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(
+            f"{run_dir} is not a netmarl run directory (it has no config.yaml); give the "
+            "directory that `netmarl train` printed."
+        )
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config = from_dict(RunConfig, saved, f"{run_dir}/config.yaml")
+    return train(config, progress=progress, run_dir=run_dir, resume=True)
+
+
+def default_run_dir(config: RunConfig) -> Path:
+    name = config.name or f"{config.algo}-{config.env}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path(config.out_dir) / name
+
+
+def _resolved_yaml(config: RunConfig, algo_config: Any) -> str:
+    resolved = to_dict(config)
+    resolved["algo_kwargs"] = to_dict(algo_config)
+    return yaml.safe_dump(resolved, sort_keys=False)
+
+
+def _progress(config: RunConfig, enabled: bool, initial: int = 0) -> Any:
     if not enabled:
         return None
     from tqdm import tqdm
 
     return tqdm(
+        initial=initial,
         total=config.num_chunks * config.eval_every,
         desc=f"{config.algo} on {config.env} ({config.seeds} seeds)",
         unit="step",
@@ -173,13 +251,20 @@ def _progress(config: RunConfig, enabled: bool) -> Any:
     )
 
 
-def _check_finite(metrics: dict[str, np.ndarray], step: int) -> None:
+@jax.jit
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def _non_finite(metrics: dict[str, np.ndarray], params: Any) -> str | None:
+    """The name of the first metric (or 'parameters') that is NaN/inf, or None."""
     for name, value in metrics.items():
         if np.issubdtype(np.asarray(value).dtype, np.floating) and not np.all(np.isfinite(value)):
-            raise NetmarlError(
-                f"metric {name!r} became NaN/inf by step {step}: lower the learning rates "
-                "(algo_kwargs) or check the environment's rewards."
-            )
+            return f"metric {name!r}"
+    if not bool(_all_finite(params)):
+        return "the parameters"
+    return None
 
 
 def summary(result: RunResult) -> dict[str, Any]:
@@ -223,15 +308,9 @@ def write_run(result: RunResult, run_dir: str | Path | None = None) -> Path:
     from netmarl.report.plots import plot_panels
 
     cfg = result.config
-    if run_dir is None:
-        name = cfg.name or f"{cfg.algo}-{cfg.env}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_dir = Path(cfg.out_dir) / name
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-
-    resolved = to_dict(cfg)
-    resolved["algo_kwargs"] = to_dict(result.algo_config)
-    _atomic_write(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    _atomic_write(run_dir / "config.yaml", _resolved_yaml(cfg, result.algo_config))
 
     names = sorted(result.metrics)
     rows = ["seed,step," + ",".join(names)]

@@ -1,0 +1,142 @@
+"""Checkpoints: atomic, checksummed, and a SIGKILLed run resumes bit-identical."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from netmarl.cli import main
+from netmarl.errors import NetmarlError
+from netmarl.run import checkpoint
+from netmarl.run.config import RunConfig, from_dict
+from netmarl.run.driver import train
+
+ARGS = [
+    "--env", "random_mdp", "--agents", "3", "--env-arg", "num_states=6",
+    "--env-arg", "num_actions=2", "--seeds", "2", "--steps", "600000",
+    "--eval-every", "30000", "--checkpoint-every", "1", "-q",
+]  # fmt: skip
+
+
+def test_sigkilled_run_resumes_bit_identical(tmp_path):
+    """Kill a run with SIGKILL mid-way, resume it, and compare with an uninterrupted run."""
+    assert main(["train", *ARGS, "--out-dir", str(tmp_path), "--name", "whole"]) == 0
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "netmarl.cli", "train", *ARGS]
+    proc = subprocess.Popen(
+        [*cmd, "--out-dir", str(tmp_path), "--name", "killed"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ckpts = tmp_path / "killed" / "checkpoints"
+    deadline = time.monotonic() + 120
+    while not checkpoint.list_checkpoints(ckpts) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.list_checkpoints(ckpts), "the run never wrote a checkpoint"
+    assert not (tmp_path / "killed" / "summary.json").exists(), "killed too late to test resume"
+
+    assert main(["train", "--resume", str(tmp_path / "killed"), "-q"]) == 0
+    whole, resumed = tmp_path / "whole", tmp_path / "killed"
+    assert (whole / "metrics.csv").read_bytes() == (resumed / "metrics.csv").read_bytes()
+    final_whole = checkpoint.list_checkpoints(whole / "checkpoints")[-1]
+    final_resumed = checkpoint.list_checkpoints(resumed / "checkpoints")[-1]
+    with np.load(final_whole) as a, np.load(final_resumed) as b:
+        assert a.files == b.files
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def small_tree():
+    return {
+        "params": jnp.arange(6.0).reshape(2, 3),
+        "count": jnp.int32(7),
+        "key": jax.random.split(jax.random.key(0), 2),
+    }
+
+
+def test_round_trip_keeps_keys_dtypes_and_values(tmp_path):
+    tree = small_tree()
+    checkpoint.save(tmp_path, 3, tree, {"note": "hi"})
+    chunk, loaded, extra = checkpoint.load_latest(tmp_path, tree)
+    assert chunk == 3 and extra == {"note": "hi"}
+    np.testing.assert_array_equal(loaded["params"], tree["params"])
+    assert loaded["count"].dtype == np.int32
+    np.testing.assert_array_equal(
+        jax.random.key_data(loaded["key"]), jax.random.key_data(tree["key"])
+    )
+    assert not list(tmp_path.glob(".tmp-*")), "temporary files must be renamed away"
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_corrupt_newest_checkpoint_falls_back_to_previous(tmp_path, damage):
+    tree = small_tree()
+    checkpoint.save(tmp_path, 1, tree)
+    newer = {**tree, "params": tree["params"] + 1}
+    path = checkpoint.save(tmp_path, 2, newer)
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = data[: len(data) // 2]
+    path.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="resuming from the older"):
+        chunk, loaded, _ = checkpoint.load_latest(tmp_path, tree)
+    assert chunk == 1
+    np.testing.assert_array_equal(loaded["params"], tree["params"])
+
+
+def test_no_good_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "ckpt-00000001.npz").write_bytes(b"not a checkpoint")
+    with pytest.raises(checkpoint.CheckpointError, match="unreadable"):
+        checkpoint.load_latest(tmp_path, small_tree())
+    with pytest.raises(checkpoint.CheckpointError, match="nothing to resume"):
+        checkpoint.load_latest(tmp_path / "empty", small_tree())
+
+
+def test_resume_of_a_directory_that_is_not_a_run(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    assert "not a netmarl run directory" in capsys.readouterr().err
+
+
+def test_divergence_stops_with_the_step_and_keeps_the_last_good_state(tmp_path):
+    config = from_dict(
+        RunConfig,
+        {
+            "env": "random_mdp",
+            "env_kwargs": {"num_states": 6, "num_actions": 2, "num_agents": 3},
+            "algo_kwargs": {"critic_lr": 50.0, "critic_lr_power": 0.0},
+            "seeds": 2,
+            "steps": 4000,
+            "eval_every": 200,
+            "out_dir": str(tmp_path),
+            "name": "nan",
+        },
+    )
+    with pytest.raises(NetmarlError, match=r"NaN/inf in the chunk ending at step [\d,]+"):
+        train(config, progress=False)
+    saved = checkpoint.list_checkpoints(Path(tmp_path) / "nan" / "checkpoints")
+    assert saved, "the last good state must be checkpointed"
+    _, state, _ = checkpoint.load(saved[-1], _like(config))
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state.params))
+
+
+def _like(config: RunConfig):
+    from netmarl.algos.tabular_base import make_trainer
+    from netmarl.run.driver import build
+
+    built = build(config)
+    init_fn, _ = make_trainer(built.env, built.learner, config.eval_every, config.gamma)
+    return jax.vmap(init_fn)(jax.random.split(jax.random.key(0), config.seeds))
