@@ -64,6 +64,7 @@ def _train_parser(sub: Any) -> None:
     p.add_argument(
         "--checkpoint-every", type=int, default=d.checkpoint_every, help="chunks per checkpoint"
     )
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -97,6 +98,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "steps": args.steps,
             "eval_every": args.eval_every,
             "checkpoint_every": args.checkpoint_every,
+            "tensorboard": args.tensorboard,
             "gamma": args.gamma,
             "out_dir": args.out_dir,
             "name": args.name,

@@ -33,12 +33,17 @@ def tiny_config(tmp_path: Path, **overrides) -> RunConfig:
 def test_train_writes_a_complete_run_directory(tmp_path, capsys):
     code = main(
         ["train", *TINY_ENV, "--agents", "3", "--seeds", "2", "--steps", "2000",
-         "--eval-every", "500", "--out-dir", str(tmp_path), "--name", "r", "-q"]
+         "--eval-every", "500", "--out-dir", str(tmp_path), "--name", "r", "-q", "--tensorboard"]
     )  # fmt: skip
     assert code == 0
     run = tmp_path / "r"
-    for name in ("config.yaml", "metrics.csv", "summary.json", "plot.png"):
+    for name in ("config.yaml", "metrics.csv", "summary.json", "plot.png", "marl_eval.json"):
         assert (run / name).is_file(), name
+    assert list((run / "tb").glob("events.out.tfevents.*")), "TensorBoard events"
+    marl_eval = json.loads((run / "marl_eval.json").read_text())
+    runs = marl_eval["random_mdp"]["random_mdp[num_actions=2,num_agents=3,num_states=6]"]
+    assert set(runs["lijia_ac"]) == {"run_0", "run_1"}
+    assert runs["lijia_ac"]["run_1"]["step_4"]["step_count"] == 2000
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["algo"] == "lijia_ac" and config["env_kwargs"]["num_agents"] == 3
     assert config["algo_kwargs"]["critic_lr"] > 0  # resolved algorithm defaults are recorded

@@ -41,6 +41,7 @@ class RunConfig:
     steps: int = 300_000
     eval_every: int = 10_000
     gamma: float = 0.9
+    tensorboard: bool = False  # also write TensorBoard event files (needs tensorboardX)
     checkpoint_every: int = 10  # chunks between checkpoints (0: only at the end)
     out_dir: str = "runs"
     name: str | None = None

@@ -27,7 +27,7 @@ from netmarl.envs import make_env
 from netmarl.errors import ConfigError, NetmarlError
 from netmarl.network import make_network
 from netmarl.report.stats import bootstrap_ci
-from netmarl.run import checkpoint
+from netmarl.run import checkpoint, writers
 from netmarl.run.config import RunConfig, from_dict, to_dict
 
 # Joint-action tables above this many entries per seed are refused (memory: 10 seeds x 3
@@ -304,7 +304,8 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_run(result: RunResult, run_dir: str | Path | None = None) -> Path:
-    """Write config.yaml, metrics.csv, summary.json and plot.png into the run directory."""
+    """Write config.yaml, metrics.csv, marl_eval.json, summary.json and plot.png (and
+    TensorBoard events when asked) into the run directory."""
     from netmarl.report.plots import plot_panels
 
     cfg = result.config
@@ -312,25 +313,24 @@ def write_run(result: RunResult, run_dir: str | Path | None = None) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write(run_dir / "config.yaml", _resolved_yaml(cfg, result.algo_config))
 
-    names = sorted(result.metrics)
-    rows = ["seed,step," + ",".join(names)]
-    num_seeds = result.metrics["return"].shape[0]
-    for t, step in enumerate(result.steps):
-        for seed in range(num_seeds):
-            values = []
-            for n in names:
-                series = result.metrics[n]
-                # per-chunk metrics have no value at step 0
-                idx = t if series.shape[1] == len(result.steps) else t - 1
-                values.append("" if idx < 0 else f"{series[seed, idx]:.9g}")  # exact float32
-            rows.append(f"{seed},{step}," + ",".join(values))
-    _atomic_write(run_dir / "metrics.csv", "\n".join(rows) + "\n")
+    _atomic_write(run_dir / "metrics.csv", writers.metrics_csv(result.steps, result.metrics))
+    marl_eval = writers.marl_eval_json(
+        result.steps, result.metrics, env=cfg.env, task=_task_name(cfg), algo=cfg.algo
+    )
+    _atomic_write(run_dir / "marl_eval.json", marl_eval)
+    if cfg.tensorboard:
+        writers.tensorboard(run_dir, result.steps, result.metrics)
     _atomic_write(run_dir / "summary.json", json.dumps(summary(result), indent=2) + "\n")
     title = f"{cfg.algo} on {cfg.env} (graph {cfg.graph})"
     plot_panels(
         [(title, {cfg.algo: (result.steps, result.metrics["return"])})], run_dir / "plot.png"
     )
     return run_dir
+
+
+def _task_name(cfg: RunConfig) -> str:
+    options = ",".join(f"{k}={v}" for k, v in sorted(cfg.env_kwargs.items()))
+    return f"{cfg.env}[{options}]" if options else cfg.env
 
 
 def read_metrics_csv(path: str | Path) -> dict[str, np.ndarray]:
