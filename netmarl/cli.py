@@ -146,6 +146,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from netmarl.run.sweep import run_sweep
+
+    out = run_sweep(args.file, progress=not args.quiet, force=args.force)
+    print(f"sweep results in {out} (summary.json, curves.csv, plot); runs in {out / 'runs'}")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from netmarl.algos import algorithms
     from netmarl.envs import ENVIRONMENTS
@@ -174,13 +182,17 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("file", help="YAML file (e.g. experiments/lijia_random_mdp.yaml)")
     p_run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p_run.add_argument("--force", action="store_true", help="rerun cells that are already done")
+    p_sweep = sub.add_parser("sweep", help="run a grid of configurations (resumable)")
+    p_sweep.add_argument("file", help="sweep YAML (base config + grid of axes)")
+    p_sweep.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p_sweep.add_argument("--force", action="store_true", help="rerun cells that are done")
     sub.add_parser("list", help="list algorithms, environments, graphs and weight rules")
 
     args = parser.parse_args(argv)
     command = args.command or "train"
     if args.command is None:  # plain `netmarl` behaves like `netmarl train`
         args = parser.parse_args(["train", *(argv or [])])
-    handlers = {"train": _cmd_train, "run": _cmd_run, "list": _cmd_list}
+    handlers = {"train": _cmd_train, "run": _cmd_run, "sweep": _cmd_sweep, "list": _cmd_list}
     try:
         return handlers[command](args)
     except NetmarlError as exc:

@@ -21,8 +21,12 @@ def plot_panels(
     xlabel: str = "environment steps",
 ) -> None:
     """One subplot per panel; each panel maps a curve label to (steps [T], values [seeds, T])."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    for ax, (title, curves) in zip(axes[0], panels, strict=True):
+    cols = min(len(panels), 3)
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (title, curves) in zip(axes.flat, panels, strict=False):
         for label, (steps, values) in curves.items():
             band = bootstrap_ci(values)
             (line,) = ax.plot(steps, band.mean, label=f"{label} (n={len(values)})")
