@@ -44,7 +44,13 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from netmarl.algos.tabular_base import TabularLearner, Transition, softmax_sample, step_size
+from netmarl.algos.tabular_base import (
+    TabularLearner,
+    Transition,
+    UniformFn,
+    sample_softmax,
+    step_size,
+)
 from netmarl.envs.tabular import (
     evaluate_joint_policy,
     evaluate_product_policy,
@@ -102,31 +108,39 @@ def critic_step(
     terminated: Array, gamma: float, cfg: LiJiaACConfig,
 ) -> tuple[Array, Array, Array]:  # fmt: skip
     """Li & Jia eq. (7) for one learner; returns (q, visits, td_error)."""
-    alpha = step_size(cfg.critic_lr, visits[s, a], cfg.critic_lr_power)
+    n_sa = visits[s, a]
+    alpha = step_size(cfg.critic_lr, n_sa, cfg.critic_lr_power)
     bootstrap = jnp.where(terminated, 0.0, gamma * q[s_next, a_next])
     td_error = r + bootstrap - q[s, a]
-    return q.at[s, a].add(alpha * td_error), visits.at[s, a].add(1), td_error
+    # set(n + 1) rather than add(1): the write then depends on the read, which lets XLA update
+    # the table in place instead of copying it every step.
+    return q.at[s, a].add(alpha * td_error), visits.at[s, a].set(n_sa + 1), td_error
 
 
 def actor_step(
     zeta: Array, q: Array, visits: Array, s: Array, cfg: LiJiaACConfig
 ) -> tuple[Array, Array]:
     """Li & Jia eq. (32)-(34) for one learner at state s; returns (zeta, visits)."""
-    beta = step_size(cfg.actor_lr, visits[s], cfg.actor_lr_power)
-    pi_s = jax.nn.softmax(zeta[s])
-    v_s = pi_s @ q[s]  # eq. (32)
-    row = zeta[s] + beta * pi_s * (q[s] - v_s)  # eq. (33)
+    n_s = visits[s]
+    beta = step_size(cfg.actor_lr, n_s, cfg.actor_lr_power)
+    zeta_s, q_s = zeta[s], q[s]
+    pi_s = jax.nn.softmax(zeta_s)
+    v_s = jnp.sum(pi_s * q_s)  # eq. (32)
+    row = zeta_s + beta * pi_s * (q_s - v_s)  # eq. (33)
     row = jnp.clip(row, cfg.zeta_min, cfg.zeta_max)  # eq. (34)
-    return zeta.at[s].set(row), visits.at[s].add(1)
+    return zeta.at[s].set(row), visits.at[s].set(n_s + 1)  # set(n + 1): see critic_step
 
 
 def learner_step(
     tables: ACTables, s: Array, a: Array, r: Array, s_next: Array, terminated: Array,
-    key: Array, gamma: float, cfg: LiJiaACConfig,
+    u: Array, gamma: float, cfg: LiJiaACConfig,
 ) -> tuple[ACTables, Array]:  # fmt: skip
-    """One full step of Algorithm 1 for one learner (tables without the learner axis)."""
+    """One full step of Algorithm 1 for one learner (tables without the learner axis).
+
+    ``u`` is the U[0, 1) number that samples the fresh next action of eq. (7).
+    """
     q, zeta, critic_visits, actor_visits = tables
-    a_next = softmax_sample(key, zeta[s_next])  # a~^i ~ pi^i(s_{t+1}, .)
+    a_next = sample_softmax(zeta[s_next], u)  # a~^i ~ pi^i(s_{t+1}, .)
     q, critic_visits, td_error = critic_step(
         q, critic_visits, s, a, r, s_next, a_next, terminated, gamma, cfg
     )
@@ -138,7 +152,7 @@ def learner_step(
 
 
 def agent_rewards(
-    transition: Transition, reward_signal: str, network: Any, key: Array
+    transition: Transition, reward_signal: str, network: Any, key: Array | None
 ) -> tuple[Array, Any]:
     """Rewards [N] the agents learn from, and the MixStats of any messages sent."""
     from netmarl.network import MixStats  # local import: the network is optional here
@@ -171,23 +185,32 @@ def make_lijia_ac(
         return ACTables(q, jnp.zeros(shape), jnp.zeros(shape, jnp.int32),
                         jnp.zeros(shape[:2], jnp.int32))  # fmt: skip
 
-    def act(tables: ACTables, s: Array, key: Array) -> Array:
-        return softmax_sample(key, tables.zeta[:, s])  # each agent samples a^i ~ pi^i(s)
+    def act(tables: ACTables, s: Array, u: Array) -> Array:
+        return sample_softmax(tables.zeta[:, s], u)  # each agent samples a^i ~ pi^i(s)
 
-    def update(tables: ACTables, tr: Transition, key: Array) -> tuple[ACTables, dict]:
-        key_mix, key_agents = jax.random.split(key)
+    def update_agents(
+        tables: ACTables, tr: Transition, u: Array, key_mix: Array | None
+    ) -> tuple[ACTables, dict]:
         rewards, stats = agent_rewards(tr, cfg.reward_signal, network, key_mix)
         step_one_agent = jax.vmap(learner_step, in_axes=(0, None, 0, 0, None, None, 0, None, None))
         tables, td = step_one_agent(
-            tables, tr.s, tr.actions, rewards, tr.s_next, tr.terminated,
-            jax.random.split(key_agents, n), gamma, cfg,
-        )  # fmt: skip
+            tables, tr.s, tr.actions, rewards, tr.s_next, tr.terminated, u, gamma, cfg
+        )
         return tables, {"abs_td": jnp.mean(jnp.abs(td)), "floats_sent": stats.floats_sent}
+
+    if cfg.reward_signal == "consensus":  # the mixing may draw graphs: it needs a PRNG key
+
+        def update(tables: ACTables, tr: Transition, key: Array) -> tuple[ACTables, dict]:
+            key_mix, key_agents = jax.random.split(key)
+            return update_agents(tables, tr, jax.random.uniform(key_agents, (n,)), key_mix)
+
+    else:  # one U[0, 1) number per agent for its next action a~^i
+        update = UniformFn(lambda tables, tr, u: update_agents(tables, tr, u, None), n)
 
     def evaluate(tables: ACTables, gamma_eval: float) -> Any:
         return evaluate_product_policy(env, jax.nn.softmax(tables.zeta, axis=-1), gamma_eval)
 
-    return TabularLearner("lijia_ac", init, act, update, evaluate)
+    return TabularLearner("lijia_ac", init, UniformFn(act, n), update, evaluate)
 
 
 def make_central_ac(env: Any, gamma: float, config: LiJiaACConfig | None = None) -> TabularLearner:
@@ -203,14 +226,14 @@ def make_central_ac(env: Any, gamma: float, config: LiJiaACConfig | None = None)
         return ACTables(q, jnp.zeros(shape), jnp.zeros(shape, jnp.int32),
                         jnp.zeros(shape[:2], jnp.int32))  # fmt: skip
 
-    def act(tables: ACTables, s: Array, key: Array) -> Array:
-        return joint_actions(softmax_sample(key, tables.zeta[0, s]), n, num_actions)
+    def act(tables: ACTables, s: Array, u: Array) -> Array:
+        return joint_actions(sample_softmax(tables.zeta[0, s], u[0]), n, num_actions)
 
-    def update(tables: ACTables, tr: Transition, key: Array) -> tuple[ACTables, dict]:
+    def update(tables: ACTables, tr: Transition, u: Array) -> tuple[ACTables, dict]:
         single = jax.tree.map(lambda x: x[0], tables)
         joint = joint_index(tr.actions, num_actions)
         single, td = learner_step(
-            single, tr.s, joint, tr.team_reward, tr.s_next, tr.terminated, key, gamma, cfg
+            single, tr.s, joint, tr.team_reward, tr.s_next, tr.terminated, u[0], gamma, cfg
         )
         tables = jax.tree.map(lambda x: x[None], single)
         return tables, {"abs_td": jnp.abs(td), "floats_sent": jnp.float32(0.0)}
@@ -218,4 +241,4 @@ def make_central_ac(env: Any, gamma: float, config: LiJiaACConfig | None = None)
     def evaluate(tables: ACTables, gamma_eval: float) -> Any:
         return evaluate_joint_policy(env, jax.nn.softmax(tables.zeta[0], axis=-1), gamma_eval)
 
-    return TabularLearner("central_ac", init, act, update, evaluate)
+    return TabularLearner("central_ac", init, UniformFn(act, 1), UniformFn(update, 1), evaluate)

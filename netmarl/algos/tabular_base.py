@@ -1,16 +1,24 @@
 """The shared training loop of the tabular learners (one online trajectory per seed).
 
-A tabular learner is three pure functions over a pytree of tables:
+A tabular learner is four pure functions over a pytree of tables:
 
     params = init(key)
     actions = act(params, s, key)                          # env actions [N] for state index s
     params, metrics = update(params, transition, key)      # one online step
     value = evaluate(params, gamma)                        # exact PolicyValue of the current policy
 
+``act`` and ``update`` may be :class:`UniformFn`: they then also accept their random numbers
+pre-drawn instead of a key, which the trainer uses to draw many steps' randomness at once.
+
 :func:`make_trainer` turns a learner and a :class:`~netmarl.envs.tabular.TabularMDP` env into
 ``init_fn(key) -> TrainState`` and ``chunk_fn(TrainState) -> (TrainState, metrics)``: a chunk
 is ``lax.scan`` over ``steps_per_chunk`` environment steps followed by an exact evaluation of
 the policy, so one call of the compiled chunk advances every seed (vmapped) at once.
+
+Speed (XLA CPU, where a step is a few dozen tiny kernels and their count is what costs): one
+PRNG call per block of steps rather than several per step, inverse-CDF sampling instead of
+Gumbel-max, table writes that XLA can do in place (see ``critic_step``), and the random MDP's
+stored CDF. ``benchmarks/bench_lijia_tabular.py`` measures it.
 """
 
 from __future__ import annotations
@@ -52,22 +60,83 @@ class TrainState(NamedTuple):
     step: Array  # [] int32 environment steps taken
 
 
+# --- randomness -----------------------------------------------------------------------------
+#
+# On XLA CPU every PRNG call inside the scanned step costs ~1-2 us with 10 vmapped seeds (a
+# threefry hash is ~10 ns per number and each call is its own kernel), more than the whole
+# tabular update. So the trainer pre-draws the U[0, 1) numbers of UNIFORM_BLOCK steps in one
+# call and hands each consumer its slice: learners whose ``act`` / ``update`` are
+# :class:`UniformFn` and envs with ``step_from_uniforms`` / ``reset_from_uniforms`` (the
+# random MDPs). Anything else gets a PRNG key per step, as before.
+
+UNIFORM_BLOCK = 1024  # steps whose uniforms are drawn in one PRNG call (~50 KB per seed)
+
+
+class UniformFn:
+    """A learner's ``act`` or ``update`` that draws a fixed number of U[0, 1) numbers.
+
+    Call it as a TabularLearner function, ``fn(params, x, rand)``: ``rand`` is a PRNG key (the
+    numbers are drawn from it) or the ``num_uniforms`` numbers themselves, float32 in [0, 1)
+    (what the trainer passes). ``fn`` itself always receives the numbers.
+    """
+
+    def __init__(self, fn: Callable[[Any, Any, Array], Any], num_uniforms: int):
+        self.fn = fn
+        self.num_uniforms = int(num_uniforms)
+
+    def __call__(self, params: Any, x: Any, rand: Array) -> Any:
+        return self.fn(params, x, uniforms(rand, self.num_uniforms))
+
+
+def uniforms(rand: Array, n: int) -> Array:
+    """``n`` U[0, 1) float32 numbers from ``rand``: a PRNG key, or the numbers themselves."""
+    rand = jnp.asarray(rand)
+    if jnp.issubdtype(rand.dtype, jnp.floating):
+        if rand.shape != (n,):
+            raise ValueError(f"expected {n} uniform numbers, got an array of shape {rand.shape}")
+        return rand.astype(jnp.float32)
+    return jax.random.uniform(rand, (n,), jnp.float32)
+
+
 def make_trainer(
     env: Any, learner: TabularLearner, steps_per_chunk: int, gamma: float, unroll: int = 1
 ) -> tuple[Callable[[Array], TrainState], Callable[[TrainState], tuple[TrainState, dict]]]:
     """Build ``init_fn`` and ``chunk_fn`` for one seed; vmap/jit them in the driver."""
+    # Layout of one step's pre-drawn uniforms; None: that consumer takes a PRNG key.
+    draws = {
+        "act": getattr(learner.act, "num_uniforms", None),
+        "update": getattr(learner.update, "num_uniforms", None),
+        "step": getattr(env, "step_uniforms", None) if hasattr(env, "step_from_uniforms") else None,
+        "reset": (
+            getattr(env, "reset_uniforms", None) if hasattr(env, "reset_from_uniforms") else None
+        ),
+    }
+    offsets, width = {}, 0
+    for name, count in draws.items():
+        if count is not None:
+            offsets[name] = (width, width + count)
+            width += count
+    keyed = [name for name, count in draws.items() if count is None]
 
     def init_fn(key: Array) -> TrainState:
         key_params, key_env, key_run = jax.random.split(key, 3)
         env_state, _ = env.reset(key_env)
         return TrainState(learner.init(key_params), env_state, key_run, jnp.int32(0))
 
-    def env_step(train_state: TrainState, _: Any) -> tuple[TrainState, dict]:
-        params, env_state, key, step = train_state
-        key, key_act, key_env, key_reset, key_update = jax.random.split(key, 5)
+    def env_step(carry: tuple[Any, Any, Array], xs: tuple[Array, Array]) -> tuple[Any, dict]:
+        params, env_state, key_block = carry
+        u, index = xs  # u [width]: this step's uniforms; index: the step within the block
+        rand = {name: u[lo:hi] for name, (lo, hi) in offsets.items()}
+        if keyed:  # the PRNG key path, for consumers without a uniform-driven version
+            step_key = jax.random.fold_in(key_block, index)
+            rand.update(zip(keyed, jax.random.split(step_key, len(keyed)), strict=True))
+
         s = env.state_index(env_state)
-        actions = learner.act(params, s, key_act)
-        next_env_state, ts = env.step(key_env, env_state, actions)
+        actions = learner.act(params, s, rand["act"])
+        if "step" in offsets:
+            next_env_state, ts = env.step_from_uniforms(rand["step"], env_state, actions)
+        else:
+            next_env_state, ts = env.step(rand["step"], env_state, actions)
         transition = Transition(
             s=s,
             actions=actions,
@@ -76,40 +145,110 @@ def make_trainer(
             s_next=env.state_index(next_env_state),
             terminated=ts.terminated,
         )
-        params, metrics = learner.update(params, transition, key_update)
+        params, metrics = learner.update(params, transition, rand["update"])
         # Episodes that end restart from the initial distribution; the update above has
         # already used the true next state, so truncation does not cut the bootstrap.
-        reset_state, _ = env.reset(key_reset)
+        if "reset" in offsets:
+            reset_state, _ = env.reset_from_uniforms(rand["reset"])
+        else:
+            reset_state, _ = env.reset(rand["reset"])
         next_env_state = jax.tree.map(
             lambda r, n: jnp.where(ts.done, r, n), reset_state, next_env_state
         )
         metrics = {"team_reward": ts.team_reward, **metrics}
-        return TrainState(params, next_env_state, key, step + 1), metrics
+        return (params, next_env_state, key_block), metrics
+
+    def run_block(params: Any, env_state: Any, key: Array, length: int) -> tuple[Any, Any, dict]:
+        """``length`` steps from one PRNG call; returns the per-step metrics summed."""
+        key_uniforms, key_block = jax.random.split(key)
+        u = jax.random.uniform(key_uniforms, (length, width), jnp.float32)
+        xs = (u, jnp.arange(length, dtype=jnp.int32))
+        (params, env_state, _), metrics = jax.lax.scan(
+            env_step, (params, env_state, key_block), xs, unroll=min(unroll, length)
+        )
+        return params, env_state, jax.tree.map(lambda m: jnp.sum(m, axis=0), metrics)
+
+    num_blocks, remainder = divmod(steps_per_chunk, UNIFORM_BLOCK)
 
     def chunk_fn(train_state: TrainState) -> tuple[TrainState, dict]:
-        train_state, step_metrics = jax.lax.scan(
-            env_step, train_state, None, steps_per_chunk, unroll=unroll
-        )
-        metrics = jax.tree.map(jnp.mean, step_metrics)
-        value = learner.evaluate(train_state.params, gamma)
+        params, env_state, key, step = train_state
+        key, key_chunk = jax.random.split(key)
+
+        def block(carry: tuple[Any, Any], block_key: Array) -> tuple[tuple[Any, Any], dict]:
+            params, env_state, sums = run_block(*carry, block_key, UNIFORM_BLOCK)
+            return (params, env_state), sums
+
+        sums = []
+        if num_blocks:
+            block_keys = jax.random.split(jax.random.fold_in(key_chunk, 0), num_blocks)
+            (params, env_state), block_sums = jax.lax.scan(block, (params, env_state), block_keys)
+            sums.append(jax.tree.map(lambda m: jnp.sum(m, axis=0), block_sums))
+        if remainder:
+            key_rest = jax.random.fold_in(key_chunk, 1)
+            params, env_state, rest = run_block(params, env_state, key_rest, remainder)
+            sums.append(rest)
+        metrics = jax.tree.map(lambda *m: sum(m) / steps_per_chunk, *sums)
+        step = step + steps_per_chunk
+        value = learner.evaluate(params, gamma)
         metrics["return"] = value.ret
-        metrics["env_steps"] = train_state.step
-        return train_state, metrics
+        metrics["env_steps"] = step
+        return TrainState(params, env_state, key, step), metrics
 
     return init_fn, chunk_fn
 
 
+# --- sampling -------------------------------------------------------------------------------
+
+
+def sample_categorical(weights: Array, u: Array) -> Array:
+    """Sample index k of each row of ``weights [..., K]`` (>= 0, unnormalised) with ``u [...]``.
+
+    Inverse CDF: k = #{j < K-1 : cdf_j <= u * cdf_{K-1}}, i.e. P(k) = weights_k / sum(weights)
+    for u ~ U[0, 1). One uniform per sample and no logarithms (Gumbel-max needs K logs).
+    """
+    cdf = _cumsum_last(weights)
+    target = u[..., None] * cdf[..., -1:]
+    return jnp.sum(cdf[..., :-1] <= target, axis=-1, dtype=jnp.int32)
+
+
+def sample_softmax(logits: Array, u: Array) -> Array:
+    """Sample from ``softmax(logits)`` along the last axis with ``u [...]`` (int32)."""
+    weights = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
+    return sample_categorical(weights, u)
+
+
+def _cumsum_last(x: Array) -> Array:
+    """``cumsum`` over the last axis (the action axis).
+
+    [measured] XLA CPU lowers ``jnp.cumsum`` to a separate reduce-window kernel; for up to 16
+    entries a chain of adds fuses with its neighbours instead (~5% faster Algorithm 1 steps).
+    """
+    if x.shape[-1] > 16:
+        return jnp.cumsum(x, axis=-1)
+    parts = [x[..., 0]]
+    for j in range(1, x.shape[-1]):
+        parts.append(parts[-1] + x[..., j])
+    return jnp.stack(parts, axis=-1)
+
+
 def softmax_sample(key: Array, logits: Array) -> Array:
-    """Sample one action per row of ``logits`` [..., A] (int32)."""
-    return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+    """Sample one action per row of ``logits`` [..., A] (int32) with a PRNG key."""
+    return sample_softmax(logits, jax.random.uniform(key, logits.shape[:-1]))
 
 
-def epsilon_greedy(key: Array, q: Array, epsilon: float | Array) -> Array:
-    """Greedy action of ``q`` [A] with probability 1 - epsilon, else uniform."""
-    key_explore, key_action = jax.random.split(key)
-    random_action = jax.random.randint(key_action, (), 0, q.shape[-1], dtype=jnp.int32)
+def epsilon_greedy(rand: Array, q: Array, epsilon: float | Array) -> Array:
+    """Greedy action of ``q [..., A]`` with probability 1 - epsilon, else uniform (int32).
+
+    ``rand``: a PRNG key, or ``u [..., 2]`` U[0, 1) numbers (u[..., 0] decides to explore,
+    u[..., 1] picks the random action).
+    """
+    u = rand if jnp.issubdtype(jnp.asarray(rand).dtype, jnp.floating) else None
+    if u is None:
+        u = jax.random.uniform(rand, (*q.shape[:-1], 2))
+    num_actions = q.shape[-1]
+    random_action = jnp.minimum((u[..., 1] * num_actions).astype(jnp.int32), num_actions - 1)
     greedy = jnp.argmax(q, axis=-1).astype(jnp.int32)
-    return jnp.where(jax.random.uniform(key_explore) < epsilon, random_action, greedy)
+    return jnp.where(u[..., 0] < epsilon, random_action, greedy)
 
 
 def step_size(base: float, visits: Array, power: float) -> Array:

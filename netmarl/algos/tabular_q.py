@@ -20,7 +20,13 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from netmarl.algos.tabular_base import TabularLearner, Transition, epsilon_greedy, step_size
+from netmarl.algos.tabular_base import (
+    TabularLearner,
+    Transition,
+    UniformFn,
+    epsilon_greedy,
+    step_size,
+)
 from netmarl.envs.tabular import (
     evaluate_joint_policy,
     evaluate_product_policy,
@@ -71,10 +77,13 @@ def q_learning_step(
     gamma: float, cfg: QLearningConfig,
 ) -> tuple[Array, Array, Array]:  # fmt: skip
     """Watkins' Q-learning update of one learner's table; returns (q, visits, td_error)."""
-    alpha = step_size(cfg.lr, visits[s, a], cfg.lr_power)
+    n_sa = visits[s, a]
+    alpha = step_size(cfg.lr, n_sa, cfg.lr_power)
     bootstrap = jnp.where(terminated, 0.0, gamma * jnp.max(q[s_next]))
     td_error = r + bootstrap - q[s, a]
-    return q.at[s, a].add(alpha * td_error), visits.at[s, a].add(1), td_error
+    # set(n + 1) rather than add(1): the write then depends on the read, which lets XLA update
+    # the table in place instead of copying it every step.
+    return q.at[s, a].add(alpha * td_error), visits.at[s, a].set(n_sa + 1), td_error
 
 
 def _greedy_probs(q: Array) -> Array:
@@ -91,11 +100,11 @@ def make_iql(env: Any, gamma: float, config: QLearningConfig | None = None) -> T
     cfg.validate()
     n, num_states, num_actions = env.num_agents, env.num_states, env.num_actions
 
-    def act(tables: QTables, s: Array, key: Array) -> Array:
-        eps = epsilon_at(tables.step, cfg)
-        return jax.vmap(epsilon_greedy, (0, 0, None))(jax.random.split(key, n), tables.q[:, s], eps)
+    def act(tables: QTables, s: Array, u: Array) -> Array:
+        eps = epsilon_at(tables.step, cfg)  # two U[0, 1) numbers per agent
+        return epsilon_greedy(u.reshape(n, 2), tables.q[:, s], eps)
 
-    def update(tables: QTables, tr: Transition, key: Array) -> tuple[QTables, dict]:
+    def update(tables: QTables, tr: Transition, key: Array | None) -> tuple[QTables, dict]:
         rewards = tr.rewards if cfg.reward_signal == "local" else jnp.full((n,), tr.team_reward)
         step_agents = jax.vmap(q_learning_step, (0, 0, None, 0, 0, None, None, None, None))
         q, visits, td = step_agents(
@@ -108,7 +117,11 @@ def make_iql(env: Any, gamma: float, config: QLearningConfig | None = None) -> T
         return evaluate_product_policy(env, _greedy_probs(tables.q), gamma_eval)
 
     return TabularLearner(
-        "iql", lambda key: _tables((n, num_states, num_actions)), act, update, evaluate
+        "iql",
+        lambda key: _tables((n, num_states, num_actions)),
+        UniformFn(act, 2 * n),
+        UniformFn(lambda tables, tr, u: update(tables, tr, None), 0),
+        evaluate,
     )
 
 
@@ -119,11 +132,11 @@ def make_joint_q(env: Any, gamma: float, config: QLearningConfig | None = None) 
     n, num_states, num_actions = env.num_agents, env.num_states, env.num_actions
     num_joint = num_actions**n
 
-    def act(tables: QTables, s: Array, key: Array) -> Array:
-        joint = epsilon_greedy(key, tables.q[0, s], epsilon_at(tables.step, cfg))
+    def act(tables: QTables, s: Array, u: Array) -> Array:
+        joint = epsilon_greedy(u, tables.q[0, s], epsilon_at(tables.step, cfg))
         return joint_actions(joint, n, num_actions)
 
-    def update(tables: QTables, tr: Transition, key: Array) -> tuple[QTables, dict]:
+    def update(tables: QTables, tr: Transition, key: Array | None) -> tuple[QTables, dict]:
         joint = joint_index(tr.actions, num_actions)
         q, visits, td = q_learning_step(
             tables.q[0], tables.visits[0], tr.s, joint, tr.team_reward, tr.s_next,
@@ -135,5 +148,9 @@ def make_joint_q(env: Any, gamma: float, config: QLearningConfig | None = None) 
         return evaluate_joint_policy(env, _greedy_probs(tables.q[0]), gamma_eval)
 
     return TabularLearner(
-        "joint_q", lambda key: _tables((1, num_states, num_joint)), act, update, evaluate
+        "joint_q",
+        lambda key: _tables((1, num_states, num_joint)),
+        UniformFn(act, 2),
+        UniformFn(lambda tables, tr, u: update(tables, tr, None), 0),
+        evaluate,
     )

@@ -19,9 +19,11 @@ drawn from ``fold_in(fold_in(key_P, s), a)`` and the rewards of ``(s, a)`` from
 ``fold_in(fold_in(key_R, s), a)``, with ``a`` the joint index (:func:`joint_index`, agent 0
 most significant) and ``key_P, key_R`` split from ``PRNGKey(mdp_seed)``. When the tables are
 small (``S * A^N * max(S, N) <= 2^24`` floats, or ``materialize=True``) they are built once
-with the *same* function, so both paths describe the identical MDP. [choice] The tables hold
-``P`` itself rather than its CDF: the per-step cumulative sum costs O(S), like the search
-through a stored CDF, and both paths then sample next states with the very same arithmetic
+with the *same* function, so both paths describe the identical MDP. The materialised path also
+stores the CDF ``cumsum(P, -1)`` next to ``P`` (twice the memory): a per-step ``cumsum`` of a
+row is the single most expensive op of a training step on XLA CPU (its reduce-window lowering
+does ~S^2/8 adds per row, ~10 us per step for 10 vmapped seeds), and both paths compute the CDF
+with the very same :func:`_generate`, so they sample next states with the same arithmetic
 (identical trajectories from identical keys).
 
 [choice] ``reward_noise`` is zero-mean uniform noise ``U[-reward_noise, reward_noise]``: one
@@ -35,6 +37,13 @@ infinite-horizon discounted values.
 
 Observations: every agent sees the one-hot global state, ``obs [N, S]``; ``global_state
 [S]`` is the same one-hot; every action is always available.
+
+Uniform-driven fast path (used by :func:`~netmarl.algos.tabular_base.make_trainer`):
+``step(key, ...)`` is ``step_from_uniforms(jax.random.uniform(key, (step_uniforms,)), ...)``
+and ``reset(key)`` is ``reset_from_uniforms(jax.random.uniform(key, (reset_uniforms,)))``, so a
+caller that pre-draws many steps' uniforms in one PRNG call gets exactly the transitions (and
+reward noise) of ``step``. ``u[0]`` picks the next state by inverting its CDF, ``u[1:]`` are the
+reward-noise draws (none when ``reward_noise == 0``).
 """
 
 from __future__ import annotations
@@ -70,7 +79,7 @@ def _generate(
     num_agents: int,
     shared: bool,
 ) -> tuple[Array, Array]:
-    """Row ``P(s, joint, .) [S]`` and reward entry (``[1]`` shared or ``[N]`` local)."""
+    """Row ``P(s, joint, .) [S]``, its CDF ``[S]`` and the reward (``[1]`` shared or ``[N]``)."""
     kp = jax.random.fold_in(jax.random.fold_in(key_p, s), joint)
     u = jax.random.uniform(kp, (num_states,), jnp.float32)
     row = u / jnp.sum(u)
@@ -79,7 +88,7 @@ def _generate(
         r = jax.random.normal(kr, (1,), jnp.float32)
     else:
         r = jax.random.uniform(kr, (num_agents,), jnp.float32, 0.0, LOCAL_REWARD_HIGH)
-    return row, r
+    return row, jnp.cumsum(row), r
 
 
 @functools.partial(jax.jit, static_argnums=(4, 5, 6))
@@ -91,7 +100,7 @@ def _generate_tables(
     num_states: int,
     num_agents: int,
     shared: bool,
-) -> tuple[Array, Array]:
+) -> tuple[Array, Array, Array]:
     """All rows at once (the materialised tables), with the very same :func:`_generate`."""
     row = functools.partial(_generate, num_states=num_states, num_agents=num_agents, shared=shared)
     grid = jax.vmap(jax.vmap(row, (None, None, None, 0)), (None, None, 0, None))
@@ -160,26 +169,40 @@ class RandomNetworkedMDP:
             episode_limit=self.episode_limit,
         )
         self._p_table: Array | None = None
+        self._cdf_table: Array | None = None
         self._r_table: Array | None = None
         if self.materialized:
             states = jnp.arange(self.num_states, dtype=jnp.int32)
             joints = jnp.arange(self.num_joint, dtype=jnp.int32)
-            self._p_table, self._r_table = _generate_tables(
+            self._p_table, self._cdf_table, self._r_table = _generate_tables(
                 key_p, key_r, states, joints, self.num_states, self.num_agents, self._shared
             )
+        # U[0, 1) numbers consumed by step_from_uniforms: the next state, then the noise.
+        noise_draws = 0 if self.reward_noise == 0 else (1 if self._shared else self.num_agents)
+        self.step_uniforms = 1 + noise_draws
+        self.reset_uniforms = 1
 
     # ------------------------------------------------------------------ generation
 
-    def _gen(self, s: Array, joint: Array) -> tuple[Array, Array]:
-        """Procedural ``P(s, joint, .) [S]`` and the reward entry ``[1]`` or ``[N]``."""
+    def _gen(self, s: Array, joint: Array) -> tuple[Array, Array, Array]:
+        """Procedural ``P(s, joint, .) [S]``, its CDF and the reward entry ``[1]`` or ``[N]``."""
         return _generate(
             self._key_p, self._key_r, s, joint, self.num_states, self.num_agents, self._shared
         )
 
     def _lookup(self, s: Array, joint: Array) -> tuple[Array, Array]:
+        """``P(s, joint, .)`` and the reward entry."""
         if self._p_table is not None:
             return self._p_table[s, joint], self._r_table[s, joint]
-        return self._gen(s, joint)
+        row, _, r = self._gen(s, joint)
+        return row, r
+
+    def _lookup_cdf(self, s: Array, joint: Array) -> tuple[Array, Array]:
+        """The CDF of ``P(s, joint, .)`` and the reward entry (what a step needs)."""
+        if self._cdf_table is not None:
+            return self._cdf_table[s, joint], self._r_table[s, joint]
+        _, cdf, r = self._gen(s, joint)
+        return cdf, r
 
     # ------------------------------------------------------------------ TabularMDP
 
@@ -225,25 +248,33 @@ class RandomNetworkedMDP:
         )
 
     def reset(self, key: Array) -> tuple[RandomMDPState, TimeStep]:
-        s = jax.random.randint(key, (), 0, self.num_states, dtype=jnp.int32)
-        state = RandomMDPState(s=s, t=jnp.zeros((), jnp.int32))
-        zeros = jnp.zeros((self.num_agents,), jnp.float32)
-        return state, self._timestep(state, zeros, jnp.zeros((), jnp.float32))
+        return self.reset_from_uniforms(jax.random.uniform(key, (self.reset_uniforms,)))
 
     def step(
         self, key: Array, state: RandomMDPState, actions: Array
     ) -> tuple[RandomMDPState, TimeStep]:
-        key_s, key_n = jax.random.split(key)
+        u = jax.random.uniform(key, (self.step_uniforms,), jnp.float32)
+        return self.step_from_uniforms(u, state, actions)
+
+    def reset_from_uniforms(self, u: Array) -> tuple[RandomMDPState, TimeStep]:
+        """:meth:`reset` with its randomness given: a uniform initial state from ``u [1]``."""
+        s = jnp.minimum((u[0] * self.num_states).astype(jnp.int32), self.num_states - 1)
+        state = RandomMDPState(s=s, t=jnp.zeros((), jnp.int32))
+        zeros = jnp.zeros((self.num_agents,), jnp.float32)
+        return state, self._timestep(state, zeros, jnp.zeros((), jnp.float32))
+
+    def step_from_uniforms(
+        self, u: Array, state: RandomMDPState, actions: Array
+    ) -> tuple[RandomMDPState, TimeStep]:
+        """:meth:`step` with its randomness given as ``u [step_uniforms]`` in [0, 1)."""
         joint = joint_index(actions, self.num_actions)
-        row, r = self._lookup(state.s, joint)
-        cdf = jnp.cumsum(row)
-        u = jax.random.uniform(key_s, (), jnp.float32) * cdf[-1]
-        s_next = jnp.minimum(jnp.sum(cdf <= u), self.num_states - 1).astype(jnp.int32)
-        noise_shape = (1,) if self._shared else (self.num_agents,)
-        noise = jax.random.uniform(
-            key_n, noise_shape, jnp.float32, -self.reward_noise, self.reward_noise
-        )
-        rewards = jnp.broadcast_to(r + noise, (self.num_agents,))
+        cdf, r = self._lookup_cdf(state.s, joint)
+        # Inverse CDF: s' = #{k : cdf_k <= u * cdf_last}; the min guards float round-off.
+        target = u[0] * cdf[-1]
+        s_next = jnp.minimum(jnp.sum(cdf <= target), self.num_states - 1).astype(jnp.int32)
+        if self.reward_noise > 0:  # U[-noise, noise], one draw shared or one per agent
+            r = r + self.reward_noise * (2.0 * u[1:] - 1.0)
+        rewards = jnp.broadcast_to(r, (self.num_agents,))
         team = self.team_reward_from_local(rewards)
         new_state = RandomMDPState(s=s_next, t=state.t + 1)
         return new_state, self._timestep(new_state, rewards, team)
