@@ -49,6 +49,7 @@ from netmarl.algos.tabular_base import (
     Transition,
     UniformFn,
     sample_softmax,
+    softmax_probs,
     step_size,
 )
 from netmarl.envs.tabular import (
@@ -101,51 +102,78 @@ class ACTables(NamedTuple):
 
 
 # --- one learner's update: what runs inside agent i -------------------------------------
+#
+# The equations are written once, on the entries / rows that a step touches (critic_entry,
+# actor_row); critic_step and actor_step apply them to one learner's tables, learner_step to
+# every learner's tables at once (a leading learner axis rather than a vmap: the same reads
+# and writes, but the row zeta[:, s] is then literally act's, and XLA computes it and its
+# exponentials once per step).
+
+
+def critic_entry(
+    q_sa: Array, n_sa: Array, r: Array, q_next: Array, terminated: Array, gamma: float,
+    cfg: LiJiaACConfig,
+) -> tuple[Array, Array]:  # fmt: skip
+    """Li & Jia eq. (7) on the entry ``Q^i(s_t, a^i_t)`` with ``n_sa`` visits and
+    ``q_next = Q^i(s_{t+1}, a~^i)``; returns (the increment of Q^i(s_t, a^i_t), td_error)."""
+    alpha = step_size(cfg.critic_lr, n_sa, cfg.critic_lr_power)
+    td_error = r + jnp.where(terminated, 0.0, gamma * q_next) - q_sa
+    return alpha * td_error, td_error
+
+
+def actor_row(
+    zeta_s: Array, pi_s: Array, q_s: Array, n_s: Array, cfg: LiJiaACConfig
+) -> tuple[Array, Array]:
+    """Li & Jia eq. (32)-(34) on the rows at s_t: ``zeta_s, q_s [..., A]``, ``pi_s`` =
+    softmax(zeta_s), ``n_s [...]`` the visits of s_t; returns the new row and count."""
+    beta = step_size(cfg.actor_lr, n_s, cfg.actor_lr_power)[..., None]
+    v_s = jnp.sum(pi_s * q_s, axis=-1, keepdims=True)  # eq. (32)
+    row = zeta_s + beta * pi_s * (q_s - v_s)  # eq. (33)
+    return jnp.clip(row, cfg.zeta_min, cfg.zeta_max), n_s + 1  # eq. (34)
 
 
 def critic_step(
     q: Array, visits: Array, s: Array, a: Array, r: Array, s_next: Array, a_next: Array,
     terminated: Array, gamma: float, cfg: LiJiaACConfig,
 ) -> tuple[Array, Array, Array]:  # fmt: skip
-    """Li & Jia eq. (7) for one learner; returns (q, visits, td_error)."""
+    """Li & Jia eq. (7) on one learner's tables ``[S, A]``; returns (q, visits, td_error)."""
     n_sa = visits[s, a]
-    alpha = step_size(cfg.critic_lr, n_sa, cfg.critic_lr_power)
-    bootstrap = jnp.where(terminated, 0.0, gamma * q[s_next, a_next])
-    td_error = r + bootstrap - q[s, a]
+    delta, td_error = critic_entry(q[s, a], n_sa, r, q[s_next, a_next], terminated, gamma, cfg)
     # set(n + 1) rather than add(1): the write then depends on the read, which lets XLA update
     # the table in place instead of copying it every step.
-    return q.at[s, a].add(alpha * td_error), visits.at[s, a].set(n_sa + 1), td_error
+    return q.at[s, a].add(delta), visits.at[s, a].set(n_sa + 1), td_error
 
 
 def actor_step(
     zeta: Array, q: Array, visits: Array, s: Array, cfg: LiJiaACConfig
 ) -> tuple[Array, Array]:
     """Li & Jia eq. (32)-(34) for one learner at state s; returns (zeta, visits)."""
-    n_s = visits[s]
-    beta = step_size(cfg.actor_lr, n_s, cfg.actor_lr_power)
-    zeta_s, q_s = zeta[s], q[s]
-    pi_s = jax.nn.softmax(zeta_s)
-    v_s = jnp.sum(pi_s * q_s)  # eq. (32)
-    row = zeta_s + beta * pi_s * (q_s - v_s)  # eq. (33)
-    row = jnp.clip(row, cfg.zeta_min, cfg.zeta_max)  # eq. (34)
-    return zeta.at[s].set(row), visits.at[s].set(n_s + 1)  # set(n + 1): see critic_step
+    zeta_s, n_s = actor_row(zeta[s], softmax_probs(zeta[s]), q[s], visits[s], cfg)
+    return zeta.at[s].set(zeta_s), visits.at[s].set(n_s)
 
 
 def learner_step(
     tables: ACTables, s: Array, a: Array, r: Array, s_next: Array, terminated: Array,
     u: Array, gamma: float, cfg: LiJiaACConfig,
 ) -> tuple[ACTables, Array]:  # fmt: skip
-    """One full step of Algorithm 1 for one learner (tables without the learner axis).
+    """One full step of Algorithm 1 for every learner (tables with the learner axis L).
 
-    ``u`` is the U[0, 1) number that samples the fresh next action of eq. (7).
+    ``a, r, u [L]``: each learner's own action, reward and the U[0, 1) number that samples its
+    fresh next action of eq. (7). Learner l only reads and writes its own tables.
     """
     q, zeta, critic_visits, actor_visits = tables
-    a_next = sample_softmax(zeta[s_next], u)  # a~^i ~ pi^i(s_{t+1}, .)
-    q, critic_visits, td_error = critic_step(
-        q, critic_visits, s, a, r, s_next, a_next, terminated, gamma, cfg
+    own = jnp.arange(q.shape[0])  # learner l's entries: [own[l], s, a[l]]
+    a_next = sample_softmax(zeta[:, s_next], u)  # a~^i ~ pi^i(s_{t+1}, .)
+    n_sa = critic_visits[own, s, a]
+    delta, td_error = critic_entry(
+        q[own, s, a], n_sa, r, q[own, s_next, a_next], terminated, gamma, cfg
     )
-    zeta, actor_visits = actor_step(zeta, q, actor_visits, s, cfg)
-    return ACTables(q, zeta, critic_visits, actor_visits), td_error
+    q = q.at[own, s, a].add(delta)  # eq. (7)
+    critic_visits = critic_visits.at[own, s, a].set(n_sa + 1)  # set(n + 1): see critic_step
+    zeta_s = zeta[:, s]
+    zeta_s, m_s = actor_row(zeta_s, softmax_probs(zeta_s), q[:, s], actor_visits[:, s], cfg)
+    tables = ACTables(q, zeta.at[:, s].set(zeta_s), critic_visits, actor_visits.at[:, s].set(m_s))
+    return tables, td_error
 
 
 # --- the reward each agent learns from ----------------------------------------------------
@@ -192,8 +220,7 @@ def make_lijia_ac(
         tables: ACTables, tr: Transition, u: Array, key_mix: Array | None
     ) -> tuple[ACTables, dict]:
         rewards, stats = agent_rewards(tr, cfg.reward_signal, network, key_mix)
-        step_one_agent = jax.vmap(learner_step, in_axes=(0, None, 0, 0, None, None, 0, None, None))
-        tables, td = step_one_agent(
+        tables, td = learner_step(
             tables, tr.s, tr.actions, rewards, tr.s_next, tr.terminated, u, gamma, cfg
         )
         return tables, {"abs_td": jnp.mean(jnp.abs(td)), "floats_sent": stats.floats_sent}
@@ -227,16 +254,15 @@ def make_central_ac(env: Any, gamma: float, config: LiJiaACConfig | None = None)
                         jnp.zeros(shape[:2], jnp.int32))  # fmt: skip
 
     def act(tables: ACTables, s: Array, u: Array) -> Array:
-        return joint_actions(sample_softmax(tables.zeta[0, s], u[0]), n, num_actions)
+        joint = sample_softmax(tables.zeta[:, s], u)[0]  # the one learner samples a ~ pi(s)
+        return joint_actions(joint, n, num_actions)
 
     def update(tables: ACTables, tr: Transition, u: Array) -> tuple[ACTables, dict]:
-        single = jax.tree.map(lambda x: x[0], tables)
-        joint = joint_index(tr.actions, num_actions)
-        single, td = learner_step(
-            single, tr.s, joint, tr.team_reward, tr.s_next, tr.terminated, u[0], gamma, cfg
+        joint = joint_index(tr.actions, num_actions)[None]
+        tables, td = learner_step(
+            tables, tr.s, joint, tr.team_reward[None], tr.s_next, tr.terminated, u, gamma, cfg
         )
-        tables = jax.tree.map(lambda x: x[None], single)
-        return tables, {"abs_td": jnp.abs(td), "floats_sent": jnp.float32(0.0)}
+        return tables, {"abs_td": jnp.abs(td[0]), "floats_sent": jnp.float32(0.0)}
 
     def evaluate(tables: ACTables, gamma_eval: float) -> Any:
         return evaluate_joint_policy(env, jax.nn.softmax(tables.zeta[0], axis=-1), gamma_eval)

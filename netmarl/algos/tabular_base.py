@@ -211,10 +211,21 @@ def sample_categorical(weights: Array, u: Array) -> Array:
     return jnp.sum(cdf[..., :-1] <= target, axis=-1, dtype=jnp.int32)
 
 
+def softmax_weights(logits: Array) -> Array:
+    """``exp(logits - max)`` along the last axis: softmax up to its normaliser."""
+    return jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
+
+
+def softmax_probs(logits: Array) -> Array:
+    """``softmax(logits)`` along the last axis, from the same :func:`softmax_weights` as
+    :func:`sample_softmax` so that XLA computes the exponentials once for both."""
+    weights = softmax_weights(logits)
+    return weights / jnp.sum(weights, axis=-1, keepdims=True)
+
+
 def sample_softmax(logits: Array, u: Array) -> Array:
     """Sample from ``softmax(logits)`` along the last axis with ``u [...]`` (int32)."""
-    weights = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
-    return sample_categorical(weights, u)
+    return sample_categorical(softmax_weights(logits), u)
 
 
 def _cumsum_last(x: Array) -> Array:

@@ -76,14 +76,18 @@ def q_learning_step(
     q: Array, visits: Array, s: Array, a: Array, r: Array, s_next: Array, terminated: Array,
     gamma: float, cfg: QLearningConfig,
 ) -> tuple[Array, Array, Array]:  # fmt: skip
-    """Watkins' Q-learning update of one learner's table; returns (q, visits, td_error)."""
-    n_sa = visits[s, a]
+    """Watkins' Q-learning update of every learner's table ``[L, S, A_l]`` at once.
+
+    ``a, r [L]``: each learner's own action and reward; returns (q, visits, td_error [L]).
+    """
+    own = jnp.arange(q.shape[0])  # learner l's entries: [own[l], s, a[l]]
+    n_sa = visits[own, s, a]
     alpha = step_size(cfg.lr, n_sa, cfg.lr_power)
-    bootstrap = jnp.where(terminated, 0.0, gamma * jnp.max(q[s_next]))
-    td_error = r + bootstrap - q[s, a]
+    bootstrap = jnp.where(terminated, 0.0, gamma * jnp.max(q[:, s_next], axis=-1))
+    td_error = r + bootstrap - q[own, s, a]
     # set(n + 1) rather than add(1): the write then depends on the read, which lets XLA update
     # the table in place instead of copying it every step.
-    return q.at[s, a].add(alpha * td_error), visits.at[s, a].set(n_sa + 1), td_error
+    return q.at[own, s, a].add(alpha * td_error), visits.at[own, s, a].set(n_sa + 1), td_error
 
 
 def _greedy_probs(q: Array) -> Array:
@@ -106,8 +110,7 @@ def make_iql(env: Any, gamma: float, config: QLearningConfig | None = None) -> T
 
     def update(tables: QTables, tr: Transition, key: Array | None) -> tuple[QTables, dict]:
         rewards = tr.rewards if cfg.reward_signal == "local" else jnp.full((n,), tr.team_reward)
-        step_agents = jax.vmap(q_learning_step, (0, 0, None, 0, 0, None, None, None, None))
-        q, visits, td = step_agents(
+        q, visits, td = q_learning_step(
             tables.q, tables.visits, tr.s, tr.actions, rewards, tr.s_next, tr.terminated,
             gamma, cfg,
         )  # fmt: skip
@@ -133,16 +136,16 @@ def make_joint_q(env: Any, gamma: float, config: QLearningConfig | None = None) 
     num_joint = num_actions**n
 
     def act(tables: QTables, s: Array, u: Array) -> Array:
-        joint = epsilon_greedy(u, tables.q[0, s], epsilon_at(tables.step, cfg))
+        joint = epsilon_greedy(u.reshape(1, 2), tables.q[:, s], epsilon_at(tables.step, cfg))[0]
         return joint_actions(joint, n, num_actions)
 
     def update(tables: QTables, tr: Transition, key: Array | None) -> tuple[QTables, dict]:
-        joint = joint_index(tr.actions, num_actions)
+        joint = joint_index(tr.actions, num_actions)[None]
         q, visits, td = q_learning_step(
-            tables.q[0], tables.visits[0], tr.s, joint, tr.team_reward, tr.s_next,
+            tables.q, tables.visits, tr.s, joint, tr.team_reward[None], tr.s_next,
             tr.terminated, gamma, cfg,
         )  # fmt: skip
-        return QTables(q[None], visits[None], tables.step + 1), {"abs_td": jnp.abs(td)}
+        return QTables(q, visits, tables.step + 1), {"abs_td": jnp.abs(td[0])}
 
     def evaluate(tables: QTables, gamma_eval: float) -> Any:
         return evaluate_joint_policy(env, _greedy_probs(tables.q[0]), gamma_eval)
