@@ -199,16 +199,58 @@ def make_trainer(
 
 # --- sampling -------------------------------------------------------------------------------
 
+SAMPLE_BLOCK = 16  # rows longer than this are sampled in two levels of blocks this long
+
 
 def sample_categorical(weights: Array, u: Array) -> Array:
     """Sample index k of each row of ``weights [..., K]`` (>= 0, unnormalised) with ``u [...]``.
 
     Inverse CDF: k = #{j < K-1 : cdf_j <= u * cdf_{K-1}}, i.e. P(k) = weights_k / sum(weights)
     for u ~ U[0, 1). One uniform per sample and no logarithms (Gumbel-max needs K logs).
+    Rows longer than :data:`SAMPLE_BLOCK` are sampled in two levels (see
+    :func:`_sample_two_level`), which gives the same distribution.
     """
+    if weights.shape[-1] > SAMPLE_BLOCK:
+        return _sample_two_level(weights, u)
     cdf = _cumsum_last(weights)
-    target = u[..., None] * cdf[..., -1:]
-    return jnp.sum(cdf[..., :-1] <= target, axis=-1, dtype=jnp.int32)
+    return sample_categorical_cdf(cdf, u * cdf[..., -1])
+
+
+def _sample_two_level(weights: Array, u: Array) -> Array:
+    """:func:`sample_categorical` for long rows, in two levels: a block of ``SAMPLE_BLOCK``
+    entries by inverting the CDF of the block totals at ``u``, then an entry of that block by
+    inverting its own CDF at where ``u`` fell inside the block's interval (a U[0, 1) number
+    given the block), so P(entry) = P(block) P(entry | block) = weights_entry / sum(weights).
+
+    [measured] A full prefix sum over K = 243 entries (centralized AC, joint actions) is the
+    costliest op of a step on XLA CPU; two prefix sums of ~16 entries make the step ~1.3x
+    faster.
+    """
+    k, m = weights.shape[-1], SAMPLE_BLOCK
+    b = -(-k // m)  # blocks of m entries, the last one padded with zero weights
+    pad = [(0, 0)] * (weights.ndim - 1) + [(0, b * m - k)]
+    blocks = jnp.pad(weights, pad).reshape(*weights.shape[:-1], b, m)
+    cdf = _cumsum_last(jnp.sum(blocks, axis=-1))  # [..., b]
+    target = u * cdf[..., -1]
+    block = sample_categorical_cdf(cdf, target)  # cdf[block - 1] <= target < cdf[block]
+
+    def cdf_at(i: Array) -> Array:
+        return jnp.take_along_axis(cdf, jnp.maximum(i, 0)[..., None], axis=-1)[..., 0]
+
+    lower = jnp.where(block > 0, cdf_at(block - 1), 0.0)
+    upper = cdf_at(block)
+    # In [0, 1) but for round-off (XLA may recompute cdf in two fusions): clip, so that a
+    # zero-weight entry at either end of the block is never drawn.
+    inside = jnp.clip((target - lower) / jnp.maximum(upper - lower, 1e-30), 0.0, 1.0)
+    row = jnp.take_along_axis(blocks, block[..., None, None], axis=-2)[..., 0, :]  # [..., m]
+    row_cdf = _cumsum_last(row)
+    entry = sample_categorical_cdf(row_cdf, inside * row_cdf[..., -1])
+    return jnp.minimum(block * m + entry, k - 1)  # the min guards float round-off
+
+
+def sample_categorical_cdf(cdf: Array, target: Array) -> Array:
+    """#{j < K-1 : cdf_j <= target}: the inverse CDF at ``target`` (rows of ``cdf [..., K]``)."""
+    return jnp.sum(cdf[..., :-1] <= target[..., None], axis=-1, dtype=jnp.int32)
 
 
 def softmax_weights(logits: Array) -> Array:
@@ -229,12 +271,12 @@ def sample_softmax(logits: Array, u: Array) -> Array:
 
 
 def _cumsum_last(x: Array) -> Array:
-    """``cumsum`` over the last axis (the action axis).
+    """``cumsum`` over the last axis (the action axis, or a block of joint actions).
 
     [measured] XLA CPU lowers ``jnp.cumsum`` to a separate reduce-window kernel; for up to 16
     entries a chain of adds fuses with its neighbours instead (~5% faster Algorithm 1 steps).
     """
-    if x.shape[-1] > 16:
+    if x.shape[-1] > SAMPLE_BLOCK:
         return jnp.cumsum(x, axis=-1)
     parts = [x[..., 0]]
     for j in range(1, x.shape[-1]):
