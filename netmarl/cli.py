@@ -2,6 +2,7 @@
 
     netmarl train [--algo A --env E --graph G --seeds 10 --steps S ...]
     netmarl run FILE.yaml          # a run config or an experiment (panels x algorithms)
+    netmarl report DIR             # Markdown + HTML report of a run or experiment directory
     netmarl list                   # algorithms, environments, graphs, weight rules
 
 Bad input (unknown names or keys, wrong types, impossible settings) ends with one line
@@ -154,6 +155,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from netmarl.report.report import CURVES, HTML, make_report
+
+    markdown = make_report(args.dir)
+    print("report written:")
+    for path in (markdown, markdown.parent / HTML, markdown.parent / CURVES):
+        print(f"  {path}")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from netmarl.algos import algorithms
     from netmarl.envs import ENVIRONMENTS
@@ -186,13 +197,21 @@ def main(argv: list[str] | None = None) -> int:
     p_sweep.add_argument("file", help="sweep YAML (base config + grid of axes)")
     p_sweep.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p_sweep.add_argument("--force", action="store_true", help="rerun cells that are done")
+    p_report = sub.add_parser("report", help="Markdown + HTML report of a run/experiment/sweep")
+    p_report.add_argument("dir", metavar="RUN_OR_EXPERIMENT_DIR", help="a directory netmarl wrote")
     sub.add_parser("list", help="list algorithms, environments, graphs and weight rules")
 
     args = parser.parse_args(argv)
     command = args.command or "train"
     if args.command is None:  # plain `netmarl` behaves like `netmarl train`
         args = parser.parse_args(["train", *(argv or [])])
-    handlers = {"train": _cmd_train, "run": _cmd_run, "sweep": _cmd_sweep, "list": _cmd_list}
+    handlers = {
+        "train": _cmd_train,
+        "run": _cmd_run,
+        "sweep": _cmd_sweep,
+        "report": _cmd_report,
+        "list": _cmd_list,
+    }
     try:
         return handlers[command](args)
     except NetmarlError as exc:
