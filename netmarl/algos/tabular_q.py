@@ -40,7 +40,7 @@ Array = jax.Array
 
 @dataclass(frozen=True)
 class QLearningConfig:
-    lr: float = 1.0  # alpha base
+    lr: float = 1.0  # alpha base: the same Robbins-Monro schedule as Algorithm 1's critic
     lr_power: float = 0.65  # alpha = lr / (1 + n(s, a))^power
     epsilon_start: float = 1.0
     epsilon_end: float = 0.05

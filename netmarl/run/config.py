@@ -38,8 +38,8 @@ class RunConfig:
     random_edges: int | None = None  # time-varying: a fresh E-edge subgraph every round
     seeds: int = 10
     seed: int = 0
-    steps: int = 300_000
-    eval_every: int = 10_000
+    steps: int = 1_000_000
+    eval_every: int = 20_000
     gamma: float = 0.9
     tensorboard: bool = False  # also write TensorBoard event files (needs tensorboardX)
     checkpoint_every: int = 10  # chunks between checkpoints (0: only at the end)
