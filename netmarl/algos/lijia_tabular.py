@@ -53,8 +53,6 @@ from netmarl.algos.tabular_base import (
     step_size,
 )
 from netmarl.envs.tabular import (
-    evaluate_joint_policy,
-    evaluate_product_policy,
     joint_actions,
     joint_index,
 )
@@ -239,10 +237,10 @@ def make_lijia_ac(
     else:  # one U[0, 1) number per agent for its next action a~^i
         update = UniformFn(lambda tables, tr, u: update_agents(tables, tr, u, None), n)
 
-    def evaluate(tables: ACTables, gamma_eval: float) -> Any:
-        return evaluate_product_policy(env, jax.nn.softmax(tables.zeta, axis=-1), gamma_eval)
+    def policy(tables: ACTables) -> Array:
+        return jax.nn.softmax(tables.zeta, axis=-1)  # eq. (6), each agent over its own actions
 
-    return TabularLearner("lijia_ac", init, UniformFn(act, n), update, evaluate)
+    return TabularLearner.create("lijia_ac", env, init, UniformFn(act, n), update, policy)
 
 
 def make_central_ac(env: Any, gamma: float, config: LiJiaACConfig | None = None) -> TabularLearner:
@@ -269,7 +267,9 @@ def make_central_ac(env: Any, gamma: float, config: LiJiaACConfig | None = None)
         )
         return tables, {"abs_td": jnp.abs(td[0]), "floats_sent": jnp.float32(0.0)}
 
-    def evaluate(tables: ACTables, gamma_eval: float) -> Any:
-        return evaluate_joint_policy(env, jax.nn.softmax(tables.zeta[0], axis=-1), gamma_eval)
+    def policy(tables: ACTables) -> Array:
+        return jax.nn.softmax(tables.zeta, axis=-1)  # [1, S, A^N]: one learner, joint actions
 
-    return TabularLearner("central_ac", init, UniformFn(act, 1), UniformFn(update, 1), evaluate)
+    return TabularLearner.create(
+        "central_ac", env, init, UniformFn(act, 1), UniformFn(update, 1), policy
+    )

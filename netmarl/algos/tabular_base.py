@@ -5,7 +5,7 @@ A tabular learner is four pure functions over a pytree of tables:
     params = init(key)
     actions = act(params, s, key)                          # env actions [N] for state index s
     params, metrics = update(params, transition, key)      # one online step
-    value = evaluate(params, gamma)                        # exact PolicyValue of the current policy
+    probs = policy(params)                                 # [L, S, A_l] each learner's policy
 
 ``act`` and ``update`` may be :class:`UniformFn`: they then also accept their random numbers
 pre-drawn instead of a key, which the trainer uses to draw many steps' randomness at once.
@@ -29,6 +29,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from netmarl.envs.tabular import evaluate_joint_policy, evaluate_product_policy
+
 Array = jax.Array
 
 
@@ -50,7 +52,37 @@ class TabularLearner(NamedTuple):
     init: Callable[[Array], Any]
     act: Callable[[Any, Array, Array], Array]
     update: Callable[[Any, Transition, Array], tuple[Any, dict[str, Array]]]
-    evaluate: Callable[[Any, float], Any]
+    # Each learner's current policy as action probabilities [L, S, A_l]: L = N agents over
+    # their own actions, or L = 1 learner over the A^N joint actions (centralized learners).
+    policy: Callable[[Any], Array]
+    evaluate: Callable[[Any, float], Any]  # (params, gamma) -> exact PolicyValue
+
+    @classmethod
+    def create(
+        cls, name: str, env: Any, init: Callable, act: Callable, update: Callable,
+        policy: Callable[[Any], Array],
+    ) -> TabularLearner:  # fmt: skip
+        """A learner whose ``evaluate`` scores ``policy`` exactly on ``env``."""
+
+        def evaluate(params: Any, gamma: float) -> Any:
+            return exact_policy_value(env, policy(params), gamma)
+
+        return cls(name, init, act, update, policy, evaluate)
+
+
+def exact_policy_value(env: Any, probs: Array, gamma: float) -> Any:
+    """Exact PolicyValue of learner policies ``probs [L, S, A_l]`` on a TabularMDP env.
+
+    L = N: the product of the agents' own policies; L = 1 with A^N actions: a joint policy.
+    """
+    if probs.shape[0] == env.num_agents and probs.shape[-1] == env.num_actions:
+        return evaluate_product_policy(env, probs, gamma)
+    return evaluate_joint_policy(env, probs[0], gamma)
+
+
+def greedy(probs: Array) -> Array:
+    """The deterministic policy that takes each learner's most probable action."""
+    return jax.nn.one_hot(jnp.argmax(probs, axis=-1), probs.shape[-1], dtype=probs.dtype)
 
 
 class TrainState(NamedTuple):

@@ -25,11 +25,10 @@ from netmarl.algos.tabular_base import (
     Transition,
     UniformFn,
     epsilon_greedy,
+    greedy,
     step_size,
 )
 from netmarl.envs.tabular import (
-    evaluate_joint_policy,
-    evaluate_product_policy,
     joint_actions,
     joint_index,
 )
@@ -90,8 +89,9 @@ def q_learning_step(
     return q.at[own, s, a].add(alpha * td_error), visits.at[own, s, a].set(n_sa + 1), td_error
 
 
-def _greedy_probs(q: Array) -> Array:
-    return jax.nn.one_hot(jnp.argmax(q, axis=-1), q.shape[-1])
+def greedy_policy(tables: QTables) -> Array:
+    """The target policy of Q-learning: greedy in each learner's Q-table, [L, S, A_l]."""
+    return greedy(tables.q)
 
 
 def _tables(shape: tuple[int, ...]) -> QTables:
@@ -116,15 +116,13 @@ def make_iql(env: Any, gamma: float, config: QLearningConfig | None = None) -> T
         )  # fmt: skip
         return QTables(q, visits, tables.step + 1), {"abs_td": jnp.mean(jnp.abs(td))}
 
-    def evaluate(tables: QTables, gamma_eval: float) -> Any:
-        return evaluate_product_policy(env, _greedy_probs(tables.q), gamma_eval)
-
-    return TabularLearner(
+    return TabularLearner.create(
         "iql",
+        env,
         lambda key: _tables((n, num_states, num_actions)),
         UniformFn(act, 2 * n),
         UniformFn(lambda tables, tr, u: update(tables, tr, None), 0),
-        evaluate,
+        greedy_policy,
     )
 
 
@@ -147,13 +145,11 @@ def make_joint_q(env: Any, gamma: float, config: QLearningConfig | None = None) 
         )  # fmt: skip
         return QTables(q, visits, tables.step + 1), {"abs_td": jnp.abs(td[0])}
 
-    def evaluate(tables: QTables, gamma_eval: float) -> Any:
-        return evaluate_joint_policy(env, _greedy_probs(tables.q[0]), gamma_eval)
-
-    return TabularLearner(
+    return TabularLearner.create(
         "joint_q",
+        env,
         lambda key: _tables((1, num_states, num_joint)),
         UniformFn(act, 2),
         UniformFn(lambda tables, tr, u: update(tables, tr, None), 0),
-        evaluate,
+        greedy_policy,
     )
