@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from netmarl.errors import NetmarlError
@@ -147,6 +148,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from netmarl.run.evaluate import evaluate_run
+
+    result = evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed)
+    print(
+        f"greedy policies of {result['run_dir']} after {result['env_steps']:,} steps, "
+        f"{result['episodes_per_seed']} episodes of {result['episode_limit']} steps per seed:"
+    )
+    print("  seed  exact greedy return  discounted (sampled)  episode return (sampled)")
+    for row in result["per_seed"]:
+        print(
+            f"  {row['seed']:>4}  {row['exact_greedy_return']:>19.4f}  "
+            f"{row['discounted_return_mean']:>10.4f} +- {row['discounted_return_stderr']:.4f}  "
+            f"{row['episode_return_mean']:>12.3f} +- {row['episode_return_stderr']:.3f}"
+        )
+    print(f"written to {Path(result['run_dir']) / 'eval.json'}")
+    return 0
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from netmarl.run.sweep import run_sweep
 
@@ -193,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("file", help="YAML file (e.g. experiments/lijia_random_mdp.yaml)")
     p_run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p_run.add_argument("--force", action="store_true", help="rerun cells that are already done")
+    p_eval = sub.add_parser("eval", help="evaluate a run's trained policies greedily")
+    p_eval.add_argument("run_dir", help="a run directory written by netmarl train")
+    p_eval.add_argument("--episodes", type=int, default=100, help="episodes per seed")
+    p_eval.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes")
     p_sweep = sub.add_parser("sweep", help="run a grid of configurations (resumable)")
     p_sweep.add_argument("file", help="sweep YAML (base config + grid of axes)")
     p_sweep.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -209,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": _cmd_train,
         "run": _cmd_run,
         "sweep": _cmd_sweep,
+        "eval": _cmd_eval,
         "report": _cmd_report,
         "list": _cmd_list,
     }

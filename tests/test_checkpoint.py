@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -140,3 +141,24 @@ def _like(config: RunConfig):
     built = build(config)
     init_fn, _ = make_trainer(built.env, built.learner, config.eval_every, config.gamma)
     return jax.vmap(init_fn)(jax.random.split(jax.random.key(0), config.seeds))
+
+
+def test_eval_scores_the_greedy_policies_of_a_run(tmp_path, capsys):
+    args = ["--env", "random_mdp", "--agents", "2", "--env-arg", "num_states=5",
+            "--env-arg", "num_actions=2", "--seeds", "2", "--steps", "4000",
+            "--eval-every", "2000"]  # fmt: skip
+    for algo in ("lijia_ac", "joint_q"):
+        name = f"run-{algo}"
+        assert (
+            main(["train", "--algo", algo, *args, "--out-dir", str(tmp_path), "--name", name, "-q"])
+            == 0
+        )
+        assert main(["eval", str(tmp_path / name), "--episodes", "400"]) == 0
+        result = json.loads((tmp_path / name / "eval.json").read_text())
+        assert result["env_steps"] == 4000 and len(result["per_seed"]) == 2
+        for row in result["per_seed"]:
+            # the sampled discounted return of the greedy policy estimates its exact value
+            gap = abs(row["discounted_return_mean"] - row["exact_greedy_return"])
+            assert gap < 4 * row["discounted_return_stderr"] + 1e-3, row
+    assert "exact greedy return" in capsys.readouterr().out
+    assert main(["eval", str(tmp_path)]) == 2
