@@ -26,7 +26,7 @@ from netmarl.algos.tabular_base import make_trainer
 from netmarl.envs import make_env
 from netmarl.errors import ConfigError, NetmarlError
 from netmarl.network import make_network
-from netmarl.report.stats import bootstrap_ci
+from netmarl.report.stats import final_return, max_average_return
 from netmarl.run import checkpoint, writers
 from netmarl.run.config import RunConfig, from_dict, to_dict
 
@@ -269,21 +269,19 @@ def _non_finite(metrics: dict[str, np.ndarray], params: Any) -> str | None:
 
 def summary(result: RunResult) -> dict[str, Any]:
     """The JSON summary of a run: final and best return with 95% bootstrap CIs."""
-    returns = result.metrics["return"]
-    final = bootstrap_ci(returns[:, -1])
-    curve = bootstrap_ci(returns)
-    best = int(np.argmax(curve.mean))
+    final = final_return(result.steps, result.metrics["return"])
+    best = max_average_return(result.steps, result.metrics["return"])
     total_steps = result.config.steps * result.config.seeds
     out = {
         "algo": result.config.algo,
         "env": result.config.env,
         "seeds": result.config.seeds,
         "steps": result.config.steps,
-        "final_return": {"mean": float(final.mean), "ci95": [float(final.low), float(final.high)]},
+        "final_return": {"mean": final.value, "ci95": [final.low, final.high]},
         "max_average_return": {
-            "step": int(result.steps[best]),
-            "mean": float(curve.mean[best]),
-            "ci95": [float(curve.low[best]), float(curve.high[best])],
+            "step": best.step,
+            "mean": best.value,
+            "ci95": [best.low, best.high],
         },
         "references": result.references,
         "wall_time_s": round(result.wall_time, 3),
