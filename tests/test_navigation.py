@@ -13,6 +13,7 @@ from netmarl.envs.navigation import (
     RIGHT,
     UP,
     CooperativeNavigation,
+    NavigationState,
     navigation_state,
 )
 from netmarl.errors import ConfigError
@@ -99,7 +100,7 @@ def test_parity_with_mpe2(n, continuous, local_ratio, x64, quiet_pettingzoo):
     assert collisions > 0  # the contact forces and the collision penalty were exercised
 
 
-def _hand_state() -> object:
+def _hand_state() -> NavigationState:
     # agents 0 and 1 overlap (distance 0.2 < 0.3); agent 2 sits on its landmark
     return navigation_state(
         agent_pos=[[0.0, 0.0], [0.2, 0.0], [1.0, 1.0]],
@@ -203,6 +204,15 @@ def test_local_observation_layout():
     np.testing.assert_array_equal(obs[:, 14:], 0.0)  # silent communication channels
 
 
+def test_single_agent():
+    env = CooperativeNavigation(1)
+    state, _ = env.reset(jax.random.PRNGKey(0))
+    _, ts = env.step(jax.random.PRNGKey(1), state, jnp.array([RIGHT]))
+    assert ts.obs.shape == (1, 6) and env.spec.obs_shape == (6,)
+    d = np.linalg.norm(np.asarray(state.agent_pos + state.agent_vel * 0.1 - state.landmark_pos))
+    np.testing.assert_allclose(ts.rewards, [-0.5 * d], atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -212,6 +222,7 @@ def test_local_observation_layout():
         dict(episode_limit=0),
         dict(observation="partial"),
         dict(continuous="yes"),
+        dict(num_agents=2.5),
     ],
 )
 def test_bad_config(kwargs):
