@@ -28,6 +28,7 @@ TINY = {
     "zhang_mdp": dict(num_agents=3, num_states=4, episode_limit=6),
     "didactic": {},
     "hallway": dict(num_agents=2, lengths=(2, 3)),
+    "navigation": dict(num_agents=3, episode_limit=5),
 }
 
 
@@ -57,7 +58,15 @@ def check_timestep(ts: TimeStep, env, batch: tuple[int, ...] = ()) -> None:
 
 
 def test_registry_names():
-    assert set(ENVIRONMENTS) == {"random_mdp", "lijia_mdp", "zhang_mdp", "didactic", "hallway"}
+    assert set(ENVIRONMENTS) >= {
+        "random_mdp",
+        "lijia_mdp",
+        "zhang_mdp",
+        "didactic",
+        "hallway",
+        "navigation",
+        "simple_spread",
+    }
     assert make_env("lijia_mdp", materialize=False).spec.num_agents == 4
     assert make_env("zhang_mdp").spec.num_agents == 10
     assert make_env("hallway").spec.episode_limit == 14

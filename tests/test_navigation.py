@@ -228,3 +228,15 @@ def test_single_agent():
 def test_bad_config(kwargs):
     with pytest.raises(ConfigError):
         CooperativeNavigation(**kwargs)
+
+
+def test_registry():
+    from netmarl.envs import make_env
+
+    env = make_env("navigation", num_agents=5, continuous=True, reward="lijia")
+    assert isinstance(env, CooperativeNavigation) and env.spec.action_space == Box(0.0, 1.0, (5,))
+    assert make_env("simple_spread").spec.obs_shape == (18,)
+    with pytest.raises(ConfigError):
+        make_env("navigation", local_ratio=2.0)
+    with pytest.raises(ConfigError):
+        make_env("navigation", num_landmarks=3)

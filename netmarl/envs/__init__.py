@@ -2,7 +2,8 @@
 
 Names: ``"random_mdp"`` (generic :class:`RandomNetworkedMDP`), ``"lijia_mdp"`` (Li & Jia §V
 preset, N = 4), ``"zhang_mdp"`` (Zhang et al. 2018 / Value Propagation preset, N = 10),
-``"didactic"`` (DOP §5.1) and ``"hallway"`` (DOP App. F).
+``"didactic"`` (DOP §5.1), ``"hallway"`` (DOP App. F) and ``"navigation"`` (alias
+``"simple_spread"``: MPE cooperative navigation, mpe2 ``simple_spread_v3`` physics).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from netmarl.envs.api import (
 )
 from netmarl.envs.didactic import DidacticGame, DidacticState
 from netmarl.envs.hallway import Hallway, HallwayState
+from netmarl.envs.navigation import CooperativeNavigation, NavigationState, navigation_state
 from netmarl.envs.random_mdp import RandomMDPState, RandomNetworkedMDP, lijia_mdp, zhang_mdp
 from netmarl.envs.tabular import (
     PolicyValue,
@@ -42,6 +44,8 @@ ENVIRONMENTS: dict[str, Callable[..., Any]] = {
     "zhang_mdp": zhang_mdp,
     "didactic": DidacticGame,
     "hallway": Hallway,
+    "navigation": CooperativeNavigation,
+    "simple_spread": CooperativeNavigation,
 }
 
 
@@ -73,6 +77,7 @@ __all__ = [
     "ActionSpace",
     "AutoReset",
     "Box",
+    "CooperativeNavigation",
     "DidacticGame",
     "DidacticState",
     "Discrete",
@@ -80,6 +85,7 @@ __all__ = [
     "EnvSpec",
     "Hallway",
     "HallwayState",
+    "NavigationState",
     "PolicyValue",
     "RandomMDPState",
     "RandomNetworkedMDP",
@@ -93,6 +99,7 @@ __all__ = [
     "lijia_mdp",
     "make_env",
     "make_timestep",
+    "navigation_state",
     "product_to_joint",
     "zhang_mdp",
 ]
