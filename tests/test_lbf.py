@@ -260,3 +260,27 @@ def test_episode_limit_and_autoreset_scan():
     _, dones = jax.lax.scan(body, state, jax.random.split(jax.random.key(1), 120))
     assert dones.sum() >= 2  # no LOAD: episodes end only at the 50-step limit
     assert np.flatnonzero(np.asarray(dones))[:2].tolist() == [49, 99]
+
+
+def test_make_env_with_task(monkeypatch):
+    from netmarl import envs
+
+    if "lbf" not in envs.ENVIRONMENTS:  # until the registry entry lands
+        monkeypatch.setitem(envs.ENVIRONMENTS, "lbf", LevelBasedForaging)
+    env = envs.make_env("lbf", task="Foraging-2s-8x8-2p-2f-v3")
+    assert env.sight == 2 and env.spec.num_agents == 2
+    env = envs.make_env("lbf", grid_size=6, num_players=3, num_food=1, force_coop=True)
+    assert env.spec.name == "Foraging-6x6-3p-1f-coop-v3"
+    with pytest.raises(ConfigError, match="expected Foraging"):
+        envs.make_env("lbf", task="Foraging-8x8-2p-2f")
+
+
+def test_vmapped_step():
+    env = LevelBasedForaging.from_task_id("Foraging-8x8-3p-2f-v3")
+    keys = jax.random.split(jax.random.key(2), 16)
+    states, ts = jax.vmap(env.reset)(keys)
+    actions = jax.random.randint(jax.random.key(3), (16, 3), 0, 6)
+    states, ts = jax.jit(jax.vmap(env.step))(keys, states, actions)
+    assert ts.obs.shape == (16, 3, 15) and ts.global_state.shape == (16, 15)
+    assert ts.avail_actions.shape == (16, 3, 6) and ts.rewards.dtype == jnp.float32
+    assert (np.asarray(ts.episode_step) == 1).all()
