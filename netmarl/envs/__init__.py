@@ -24,6 +24,7 @@ from netmarl.envs.api import (
 )
 from netmarl.envs.didactic import DidacticGame, DidacticState
 from netmarl.envs.hallway import Hallway, HallwayState
+from netmarl.envs.lbf import LevelBasedForaging
 from netmarl.envs.navigation import CooperativeNavigation, NavigationState, navigation_state
 from netmarl.envs.random_mdp import RandomMDPState, RandomNetworkedMDP, lijia_mdp, zhang_mdp
 from netmarl.envs.tabular import (
@@ -46,6 +47,7 @@ ENVIRONMENTS: dict[str, Callable[..., Any]] = {
     "hallway": Hallway,
     "navigation": CooperativeNavigation,
     "simple_spread": CooperativeNavigation,
+    "lbf": LevelBasedForaging,
 }
 
 
