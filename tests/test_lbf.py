@@ -262,11 +262,9 @@ def test_episode_limit_and_autoreset_scan():
     assert np.flatnonzero(np.asarray(dones))[:2].tolist() == [49, 99]
 
 
-def test_make_env_with_task(monkeypatch):
+def test_make_env_with_task():
     from netmarl import envs
 
-    if "lbf" not in envs.ENVIRONMENTS:  # until the registry entry lands
-        monkeypatch.setitem(envs.ENVIRONMENTS, "lbf", LevelBasedForaging)
     env = envs.make_env("lbf", task="Foraging-2s-8x8-2p-2f-v3")
     assert env.sight == 2 and env.spec.num_agents == 2
     env = envs.make_env("lbf", grid_size=6, num_players=3, num_food=1, force_coop=True)
