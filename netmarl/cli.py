@@ -3,6 +3,7 @@
     netmarl train [--algo A --env E --graph G --seeds 10 --steps S ...]
     netmarl run FILE.yaml          # a run config or an experiment (panels x algorithms)
     netmarl report DIR             # Markdown + HTML report of a run or experiment directory
+    netmarl render RUN_DIR --out FILE.gif   # animated episode (navigation, lbf, hallway)
     netmarl list                   # algorithms, environments, graphs, weight rules
 
 Bad input (unknown names or keys, wrong types, impossible settings) ends with one line
@@ -185,6 +186,52 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_render(args: argparse.Namespace) -> int:
+    from netmarl.render import random_policy, render_episode, render_run, save_gif
+
+    if (args.run_dir is None) == (args.env is None):
+        raise NetmarlError("give a run directory or --env NAME (one of the two).")
+    if args.run_dir is not None:
+        if args.env_arg or args.graph_arg:
+            raise NetmarlError("--env-arg/--graph-arg only go with --env, not a run directory.")
+        path, n, trained = render_run(args.run_dir, args.out, args.seed, args.max_steps, args.fps)
+        if not trained:
+            print(
+                "note: the run's learner offers no policy for this environment; "
+                "rendering a uniform-random policy"
+            )
+        print(f"{n} frames written to {path}")
+        return 0
+    import jax
+
+    from netmarl.envs import make_env
+    from netmarl.network import make_network
+    from netmarl.render import check_renderable
+
+    env = make_env(args.env, **_kv_pairs(args.env_arg, "--env-arg"))
+    check_renderable(env)
+    network = None
+    if args.graph != "none" and env.spec.num_agents >= 2:
+        network = make_network(
+            args.graph,
+            num_agents=env.spec.num_agents,
+            link_drop=args.link_drop,
+            random_edges=args.random_edges,
+            require_connected=False,
+            **_kv_pairs(args.graph_arg, "--graph-arg"),
+        )
+    frames = render_episode(
+        env,
+        random_policy(env),
+        jax.random.key(args.seed),
+        network=network,
+        max_steps=args.max_steps,
+    )
+    path = save_gif(frames, args.out, args.fps)
+    print(f"{len(frames)} frames (uniform-random policy) written to {path}")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from netmarl.algos import algorithms
     from netmarl.envs import ENVIRONMENTS
@@ -223,6 +270,18 @@ def main(argv: list[str] | None = None) -> int:
     p_sweep.add_argument("--force", action="store_true", help="rerun cells that are done")
     p_report = sub.add_parser("report", help="Markdown + HTML report of a run/experiment/sweep")
     p_report.add_argument("dir", metavar="RUN_OR_EXPERIMENT_DIR", help="a directory netmarl wrote")
+    p_render = sub.add_parser("render", help="animated GIF of an episode (spatial envs)")
+    p_render.add_argument("run_dir", nargs="?", help="a run directory (or give --env instead)")
+    p_render.add_argument("--out", required=True, metavar="FILE.gif", help="GIF to write")
+    p_render.add_argument("--seed", type=int, default=0, help="seed of the episode")
+    p_render.add_argument("--env", help="render this environment (random policy), no run dir")
+    p_render.add_argument("--env-arg", action="append", metavar="K=V", help="environment option")
+    p_render.add_argument("--graph", default="ring", help="topology drawn with --env ('none')")
+    p_render.add_argument("--graph-arg", action="append", metavar="K=V", help="graph option")
+    p_render.add_argument("--link-drop", type=float, default=0.0, help="link-drop probability")
+    p_render.add_argument("--random-edges", type=int, help="time-varying: E edges per step")
+    p_render.add_argument("--max-steps", type=int, help="stop after this many steps")
+    p_render.add_argument("--fps", type=float, default=5, help="frames per second (default 5)")
     sub.add_parser("list", help="list algorithms, environments, graphs and weight rules")
 
     args = parser.parse_args(argv)
@@ -235,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         "sweep": _cmd_sweep,
         "eval": _cmd_eval,
         "report": _cmd_report,
+        "render": _cmd_render,
         "list": _cmd_list,
     }
     try:
