@@ -37,6 +37,7 @@ from netmarl.envs.tabular import (
     joint_index,
     product_to_joint,
 )
+from netmarl.envs.traffic import TrafficGrid
 from netmarl.errors import ConfigError, closest, unknown_name
 
 ENVIRONMENTS: dict[str, Callable[..., Any]] = {
@@ -48,6 +49,7 @@ ENVIRONMENTS: dict[str, Callable[..., Any]] = {
     "navigation": CooperativeNavigation,
     "simple_spread": CooperativeNavigation,
     "lbf": LevelBasedForaging,
+    "traffic_grid": TrafficGrid,
 }
 
 
