@@ -158,3 +158,38 @@ def test_cli_render_errors(tmp_path, capsys):
     assert err.startswith("netmarl: error:") and "not a netmarl run directory" in err
     assert main(["render", "--out", out]) == 2
     assert not Path(out).exists()
+
+
+def _fake_build(learner):
+    from types import SimpleNamespace
+
+    def build(config):
+        env = make_env(config.env, **config.env_kwargs)
+        net = make_network(config.graph, env.spec.num_agents, require_connected=False)
+        return SimpleNamespace(config=config, env=env, network=net, learner=learner)
+
+    return build
+
+
+def test_render_run_policy_hook_and_random_fallback(tmp_path, monkeypatch, capsys):
+    """A spatial run dir: the learner's ``render_policy`` is used when offered, else random."""
+    from types import SimpleNamespace
+
+    import netmarl.run.driver as driver
+
+    config = {"env": "hallway", "env_kwargs": {"num_agents": 2}, "graph": "line"}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    calls = []
+
+    def render_policy(run_dir):
+        calls.append(run_dir)
+        return lambda key, ts: np.ones(2, np.int32)  # always "left": both reach g together
+
+    monkeypatch.setattr(driver, "build", _fake_build(SimpleNamespace(render_policy=render_policy)))
+    path, n, trained = render_run(tmp_path, tmp_path / "a.gif", seed=0)
+    assert trained and calls == [tmp_path] and path.is_file() and 2 <= n <= 5
+
+    monkeypatch.setattr(driver, "build", _fake_build(SimpleNamespace()))
+    assert main(["render", str(tmp_path), "--out", str(tmp_path / "b.gif")]) == 0
+    printed = capsys.readouterr().out
+    assert "uniform-random" in printed and (tmp_path / "b.gif").is_file()
