@@ -101,7 +101,15 @@ class TrainState(NamedTuple):
 # :class:`UniformFn` and envs with ``step_from_uniforms`` / ``reset_from_uniforms`` (the
 # random MDPs). Anything else gets a PRNG key per step, as before.
 
-UNIFORM_BLOCK = 1024  # steps whose uniforms are drawn in one PRNG call (~50 KB per seed)
+UNIFORM_BLOCK = 1024  # at most this many steps' uniforms per PRNG call (~50 KB per seed)
+
+
+def _block_length(steps: int) -> int:
+    """Steps per block: the largest divisor of ``steps`` up to UNIFORM_BLOCK when there is a
+    sizeable one (a chunk is then a single compiled scan; e.g. 1000 for 20k-step chunks), else
+    UNIFORM_BLOCK (the remainder then runs as a second, shorter scan)."""
+    divisor = max(d for d in range(1, min(steps, UNIFORM_BLOCK) + 1) if steps % d == 0)
+    return divisor if divisor >= UNIFORM_BLOCK // 4 else UNIFORM_BLOCK
 
 
 class UniformFn:
@@ -200,14 +208,15 @@ def make_trainer(
         )
         return params, env_state, jax.tree.map(lambda m: jnp.sum(m, axis=0), metrics)
 
-    num_blocks, remainder = divmod(steps_per_chunk, UNIFORM_BLOCK)
+    block_length = _block_length(steps_per_chunk)
+    num_blocks, remainder = divmod(steps_per_chunk, block_length)
 
     def chunk_fn(train_state: TrainState) -> tuple[TrainState, dict]:
         params, env_state, key, step = train_state
         key, key_chunk = jax.random.split(key)
 
         def block(carry: tuple[Any, Any], block_key: Array) -> tuple[tuple[Any, Any], dict]:
-            params, env_state, sums = run_block(*carry, block_key, UNIFORM_BLOCK)
+            params, env_state, sums = run_block(*carry, block_key, block_length)
             return (params, env_state), sums
 
         sums = []
