@@ -95,11 +95,11 @@ class TrainState(NamedTuple):
 # --- randomness -----------------------------------------------------------------------------
 #
 # On XLA CPU every PRNG call inside the scanned step costs ~1-2 us with 10 vmapped seeds (a
-# threefry hash is ~10 ns per number and each call is its own kernel), more than the whole
-# tabular update. So the trainer pre-draws the U[0, 1) numbers of UNIFORM_BLOCK steps in one
-# call and hands each consumer its slice: learners whose ``act`` / ``update`` are
-# :class:`UniformFn` and envs with ``step_from_uniforms`` / ``reset_from_uniforms`` (the
-# random MDPs). Anything else gets a PRNG key per step, as before.
+# threefry hash is ~10 ns per number and each call is its own kernel), as much as the whole
+# tabular update. So the trainer pre-draws the U[0, 1) numbers of a block of up to
+# UNIFORM_BLOCK steps in one call and hands each consumer its slice: learners whose ``act`` /
+# ``update`` are :class:`UniformFn` and envs with ``step_from_uniforms`` /
+# ``reset_from_uniforms`` (the random MDPs). Anything else gets a PRNG key per step.
 
 UNIFORM_BLOCK = 1024  # at most this many steps' uniforms per PRNG call (~50 KB per seed)
 
