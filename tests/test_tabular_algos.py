@@ -217,3 +217,22 @@ def test_tabular_algo_rejects_non_tabular_env():
 def test_bad_algorithm_config(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         make_lijia_ac(tiny_mdp(), GAMMA, LiJiaACConfig(**kwargs))
+
+
+@pytest.mark.parametrize("num_entries", [3, 243])  # one level, and two levels (> SAMPLE_BLOCK)
+def test_inverse_cdf_sampler_has_the_right_distribution(num_entries):
+    """sample_categorical draws k with probability weights_k / sum(weights) (chi-square)."""
+    from scipy import stats
+
+    from netmarl.algos.tabular_base import sample_categorical
+
+    weights = jax.random.uniform(jax.random.key(5), (num_entries,)) ** 3  # uneven, some tiny
+    draws = 200_000
+    u = jax.random.uniform(jax.random.key(6), (draws,))
+    ks = jax.jit(jax.vmap(lambda x: sample_categorical(weights, x)))(u)
+    counts = np.bincount(np.asarray(ks), minlength=num_entries)
+    assert counts.shape == (num_entries,)  # never an index out of range
+    expected = np.asarray(weights / weights.sum(), np.float64) * draws
+    keep = expected >= 5  # chi-square needs enough expected counts per cell
+    chi2 = ((counts[keep] - expected[keep]) ** 2 / expected[keep]).sum()
+    assert stats.chi2.sf(chi2, keep.sum() - 1) > 1e-3
