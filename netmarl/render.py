@@ -392,21 +392,12 @@ def render_run(
 
     Returns (path, number of frames, whether the trained policy was used).
     """
-    import yaml
 
     from netmarl.envs import make_env
-    from netmarl.run.config import RunConfig, from_dict
-    from netmarl.run.driver import build
+    from netmarl.run.driver import build, load_run_config
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(
-            f"{run_dir} is not a netmarl run directory (it has no config.yaml); give the "
-            "directory that `netmarl train` printed."
-        )
-    config = from_dict(
-        RunConfig, yaml.safe_load((run_dir / "config.yaml").read_text()), str(run_dir)
-    )
+    config = load_run_config(run_dir)
     check_renderable(make_env(config.env, **config.env_kwargs))  # before building the learner
     built = build(config)
     policy = policy_for_render(built, run_dir)

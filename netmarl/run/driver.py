@@ -216,14 +216,18 @@ def train(
 def resume_run(run_dir: str | Path, *, progress: bool = True) -> RunResult:
     """Continue a killed run from its newest good checkpoint (``netmarl train --resume``)."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
+    return train(load_run_config(run_dir), progress=progress, run_dir=run_dir, resume=True)
+
+
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    """The resolved config of a run directory; a clear error if it is not one."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
         raise ConfigError(
             f"{run_dir} is not a netmarl run directory (it has no config.yaml); give the "
             "directory that `netmarl train` printed."
         )
-    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    config = from_dict(RunConfig, saved, f"{run_dir}/config.yaml")
-    return train(config, progress=progress, run_dir=run_dir, resume=True)
+    return from_dict(RunConfig, yaml.safe_load(path.read_text()), str(path))
 
 
 def default_run_dir(config: RunConfig) -> Path:

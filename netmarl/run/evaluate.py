@@ -15,14 +15,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import yaml
 
 from netmarl.algos.tabular_base import exact_policy_value, greedy, make_trainer
 from netmarl.envs.tabular import joint_actions
 from netmarl.errors import ConfigError
 from netmarl.run import checkpoint
-from netmarl.run.config import RunConfig, from_dict
-from netmarl.run.driver import _atomic_write, build
+from netmarl.run.driver import _atomic_write, build, load_run_config
 
 
 def greedy_actions(env: Any, probs: jax.Array, s: jax.Array) -> jax.Array:
@@ -55,14 +53,9 @@ def rollout_returns(env: Any, probs: jax.Array, key: jax.Array, gamma: float) ->
 def evaluate_run(run_dir: str | Path, episodes: int = 100, seed: int = 0) -> dict[str, Any]:
     """Greedy evaluation of every seed of a finished (or checkpointed) run."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(
-            f"{run_dir} is not a netmarl run directory (it has no config.yaml); give the "
-            "directory that `netmarl train` printed."
-        )
+    config = load_run_config(run_dir)
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}.")
-    config = from_dict(RunConfig, yaml.safe_load((run_dir / "config.yaml").read_text()))
     built = build(config)
     init_fn, _ = make_trainer(built.env, built.learner, config.eval_every, config.gamma)
     like = jax.vmap(init_fn)(jax.random.split(jax.random.key(0), config.seeds))
