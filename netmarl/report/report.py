@@ -151,10 +151,10 @@ def _cell_dir(root: Path, task: str, algo: str, cell_summary: Any, taken: set[Pa
     slugged; when no such directory exists (renamed, or a layout from another version), the
     run whose own summary.json matches the cell's summary is used.
     """
-    from netmarl.run.experiment import _slug
+    from netmarl.run.experiment import slug
 
     runs = root / "runs"
-    for name in (f"{_slug(task)}--{_slug(algo)}", _slug(f"{task} {algo}"), _slug(algo)):
+    for name in (f"{slug(task)}--{slug(algo)}", slug(f"{task} {algo}"), slug(algo)):
         if (runs / name / "config.yaml").is_file() and runs / name not in taken:
             return runs / name
     keys = ("algo", "env", "final_return", "max_average_return")

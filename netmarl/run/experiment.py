@@ -91,8 +91,10 @@ def plan(config: ExperimentConfig) -> list[tuple[str, str, RunConfig]]:
         panel_base = with_overrides(base, panel.overrides)
         for label, algo_overrides in panel.algos.items():
             run = with_overrides(panel_base, algo_overrides or {})
-            slug = f"{_slug(panel.title)}--{_slug(label)}"
-            run = with_overrides(run, {"name": slug, "out_dir": str(Path(config.out_dir) / "runs")})
+            cell_name = f"{slug(panel.title)}--{slug(label)}"
+            run = with_overrides(
+                run, {"name": cell_name, "out_dir": str(Path(config.out_dir) / "runs")}
+            )
             build(run)  # every cell is checked before any training starts
             cells.append((panel.title, label, run))
     return cells
@@ -125,7 +127,8 @@ def run_experiment(path: str | Path, *, progress: bool = True, force: bool = Fal
     return out
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """A file-name-safe form of a title: lower case, runs of other characters become '-'."""
     keep = "".join(c if c.isalnum() else "-" for c in text.lower())
     return "-".join(filter(None, keep.split("-")))
 

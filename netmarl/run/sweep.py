@@ -35,7 +35,7 @@ from netmarl.errors import ConfigError
 from netmarl.report.plots import plot_panels
 from netmarl.run.config import RunConfig, from_dict, to_dict
 from netmarl.run.driver import _atomic_write, build, summary, train, with_overrides
-from netmarl.run.experiment import _load_cell, _slug, _write_curves, load_yaml
+from netmarl.run.experiment import _load_cell, _write_curves, load_yaml, slug
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def plan(config: SweepConfig) -> list[Cell]:
             f"{a.split('.')[-1]}={v}" for a, v in zip(axes, combo, strict=True) if a != "algo"
         ]
         row = ", ".join(others) or run.env
-        name = _slug(f"{row} {run.algo}") if others else _slug(run.algo)
+        name = slug(f"{row} {run.algo}") if others else slug(run.algo)
         run = with_overrides(run, {"name": name, "out_dir": str(Path(config.out_dir) / "runs")})
         build(run)
         cells.append(Cell(row, run.algo, run))
@@ -149,5 +149,5 @@ def run_sweep(path: str | Path, *, progress: bool = True, force: bool = False) -
         summaries.setdefault(cell.row, {})[cell.algo] = cell_summary
     _write_curves(out / "curves.csv", curves)
     _atomic_write(out / "summary.json", json.dumps(summaries, indent=2) + "\n")
-    plot_panels(list(curves.items()), out / f"{_slug(config.sweep)}.png", ylabel="return")
+    plot_panels(list(curves.items()), out / f"{slug(config.sweep)}.png", ylabel="return")
     return out
