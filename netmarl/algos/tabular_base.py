@@ -325,11 +325,6 @@ def _cumsum_last(x: Array) -> Array:
     return jnp.stack(parts, axis=-1)
 
 
-def softmax_sample(key: Array, logits: Array) -> Array:
-    """Sample one action per row of ``logits`` [..., A] (int32) with a PRNG key."""
-    return sample_softmax(logits, jax.random.uniform(key, logits.shape[:-1]))
-
-
 def epsilon_greedy(rand: Array, q: Array, epsilon: float | Array) -> Array:
     """Greedy action of ``q [..., A]`` with probability 1 - epsilon, else uniform (int32).
 

@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -353,4 +353,4 @@ def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     return from_dict(RunConfig, merged, "run config")
 
 
-__all__ = ["RunResult", "build", "train", "summary", "write_run", "with_overrides", "replace"]
+__all__ = ["RunResult", "build", "train", "resume_run", "summary", "write_run", "with_overrides"]
