@@ -157,6 +157,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         f"greedy policies of {result['run_dir']} after {result['env_steps']:,} steps, "
         f"{result['episodes_per_seed']} episodes of {result['episode_limit']} steps per seed:"
     )
+    if "mean_exact_greedy_return" not in result:  # neural learners: sampled episodes only
+        print("  seed  episode return")
+        for row in result["per_seed"]:
+            print(
+                f"  {row['seed']:>4}  {row['episode_return_mean']:>10.3f} "
+                f"+- {row['episode_return_stderr']:.3f}"
+            )
+        print(f"written to {Path(result['run_dir']) / 'eval.json'}")
+        return 0
     print("  seed  exact greedy return  discounted (sampled)  episode return (sampled)")
     for row in result["per_seed"]:
         print(

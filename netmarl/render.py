@@ -283,13 +283,13 @@ def random_policy(env: Any) -> PolicyFn:
             del ts
             return jax.random.uniform(key, (n, *space.shape), minval=space.low, maxval=space.high)
 
-        return act_box
+        return jax.jit(act_box)
 
     def act(key: jax.Array, ts: TimeStep) -> jax.Array:
         logits = jnp.where(ts.avail_actions, 0.0, -jnp.inf)
         return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
 
-    return act
+    return jax.jit(act)
 
 
 def render_episode(
@@ -313,7 +313,11 @@ def render_episode(
     if limit < 0:
         raise ConfigError(f"max_steps must be >= 0, got {max_steps}")
     name = env.spec.name
-    reset, step, policy = jax.jit(env.reset), jax.jit(env.step), jax.jit(policy_fn)
+    reset, step, policy = (
+        jax.jit(env.reset),
+        jax.jit(env.step),
+        policy_fn,
+    )  # policies jit themselves
     round_adj = jax.jit(network.round_adjacency) if time_varying else None
 
     k_reset, key = jax.random.split(key)
@@ -368,17 +372,34 @@ def save_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float = 5) -> 
 # --- run directories ---------------------------------------------------------------------------
 
 
-def policy_for_render(built: Any, run_dir: str | Path) -> PolicyFn | None:
-    """The trained policy of a run for rendering, or None when its learner offers none.
+def policy_for_render(built: Any, run_dir: str | Path, seed_index: int = 0) -> PolicyFn | None:
+    """The trained evaluation policy of seed ``seed_index`` of a run, or None when its learner
+    has none (tabular learners act on state indices of finite MDPs, not on observations).
 
-    Hook for learners of spatial environments: a learner exposing
-    ``render_policy(run_dir) -> policy_fn`` (loading its own checkpoint, ``policy_fn(key, ts)
-    -> actions``) is used; today's tabular learners only act on finite MDPs, so None.
+    Neural learners' policies come from the newest good checkpoint; a recurrent policy's
+    carry is kept between calls and restarted when an episode ends.
     """
-    hook = getattr(built.learner, "render_policy", None)
-    if hook is None:
+    from netmarl.algos.base import NeuralLearner
+    from netmarl.run import checkpoint
+    from netmarl.run.driver import make_trainer
+
+    learner = built.learner
+    if not isinstance(learner, NeuralLearner):
         return None
-    return hook(Path(run_dir))
+    trainer = make_trainer(built)
+    like = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), built.config.seeds))
+    _, state, _ = checkpoint.load_latest(Path(run_dir) / "checkpoints", like)
+    params = jax.tree.map(lambda x: x[seed_index], learner.policy_params(state.learner))
+    act = jax.jit(learner.policy.act)
+    carry = [learner.policy.init_carry()]
+
+    def policy_fn(key: jax.Array, ts: TimeStep) -> jax.Array:
+        if int(ts.episode_step) == 0:
+            carry[0] = learner.policy.init_carry()
+        actions, carry[0] = act(params, carry[0], ts, key)
+        return actions
+
+    return policy_fn
 
 
 def render_run(

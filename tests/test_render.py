@@ -171,25 +171,23 @@ def _fake_build(learner):
     return build
 
 
-def test_render_run_policy_hook_and_random_fallback(tmp_path, monkeypatch, capsys):
-    """A spatial run dir: the learner's ``render_policy`` is used when offered, else random."""
+def test_render_run_uses_the_trained_policy_and_falls_back_to_random(tmp_path, monkeypatch, capsys):
+    """A neural learner's run is rendered with its checkpointed greedy policy; a learner
+    without one (tabular) falls back to uniform-random actions, saying so."""
     from types import SimpleNamespace
 
     import netmarl.run.driver as driver
+    from netmarl.run.config import RunConfig
 
-    config = {"env": "hallway", "env_kwargs": {"num_agents": 2}, "graph": "line"}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    calls = []
-
-    def render_policy(run_dir):
-        calls.append(run_dir)
-        return lambda key, ts: np.ones(2, np.int32)  # always "left": both reach g together
-
-    monkeypatch.setattr(driver, "build", _fake_build(SimpleNamespace(render_policy=render_policy)))
-    path, n, trained = render_run(tmp_path, tmp_path / "a.gif", seed=0)
-    assert trained and calls == [tmp_path] and path.is_file() and 2 <= n <= 5
+    config = RunConfig(
+        algo="independent_ac", env="hallway", graph="line", seeds=2, steps=400,
+        eval_every=200, eval_episodes=4, out_dir=str(tmp_path), name="iac",
+    )  # fmt: skip
+    driver.train(config, progress=False)
+    path, n, trained = render_run(tmp_path / "iac", tmp_path / "a.gif", seed=0)
+    assert trained and path.is_file() and 2 <= n <= 15
 
     monkeypatch.setattr(driver, "build", _fake_build(SimpleNamespace()))
-    assert main(["render", str(tmp_path), "--out", str(tmp_path / "b.gif")]) == 0
+    assert main(["render", str(tmp_path / "iac"), "--out", str(tmp_path / "b.gif")]) == 0
     printed = capsys.readouterr().out
     assert "uniform-random" in printed and (tmp_path / "b.gif").is_file()

@@ -47,8 +47,20 @@ def _tabular_specs() -> dict[str, AlgoSpec]:
     }  # fmt: skip
 
 
+def _actor_critic_specs() -> dict[str, AlgoSpec]:
+    from netmarl.algos.independent_ac import IndependentACConfig, make_independent_ac
+
+    return {
+        "independent_ac": AlgoSpec(
+            "independent_ac", lambda env, gamma, cfg, net: make_independent_ac(env, gamma, cfg),
+            IndependentACConfig, "actor_critic", False,
+            "independent advantage actor-critic per agent on its own observation and reward",
+        ),
+    }  # fmt: skip
+
+
 def algorithms() -> dict[str, AlgoSpec]:
-    return _tabular_specs()
+    return {**_tabular_specs(), **_actor_critic_specs()}
 
 
 def get_algo(name: str) -> AlgoSpec:

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from netmarl.algos.base import Trainer
 from netmarl.envs.tabular import evaluate_joint_policy, evaluate_product_policy
 
 Array = jax.Array
@@ -236,6 +237,20 @@ def make_trainer(
         return TrainState(params, env_state, key, step), metrics
 
     return init_fn, chunk_fn
+
+
+def tabular_trainer(
+    env: Any, learner: TabularLearner, steps_per_chunk: int, gamma: float
+) -> Trainer:
+    """The driver's :class:`~netmarl.algos.base.Trainer` of a tabular learner (exact
+    evaluation of its policy after every chunk)."""
+    init_fn, chunk_fn = make_trainer(env, learner, steps_per_chunk, gamma)
+    return Trainer(
+        init_fn,
+        chunk_fn,
+        lambda state: learner.evaluate(state.params, gamma).ret,
+        lambda state: state.params,
+    )
 
 
 # --- sampling -------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ class RunConfig:
     seed: int = 0
     steps: int = 1_000_000
     eval_every: int = 20_000
+    eval_episodes: int = 32  # greedy episodes per evaluation (neural learners; tabular: exact)
     gamma: float = 0.9
     tensorboard: bool = False  # also write TensorBoard event files (needs tensorboardX)
     checkpoint_every: int = 10  # chunks between checkpoints (0: only at the end)
@@ -47,7 +48,12 @@ class RunConfig:
     name: str | None = None
 
     def validate(self) -> None:
-        positive = {"seeds": self.seeds, "steps": self.steps, "eval_every": self.eval_every}
+        positive = {
+            "seeds": self.seeds,
+            "steps": self.steps,
+            "eval_every": self.eval_every,
+            "eval_episodes": self.eval_episodes,
+        }
         for key, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{key} must be >= 1, got {value}.")

@@ -22,7 +22,8 @@ import numpy as np
 import yaml
 
 from netmarl.algos import AlgoSpec, get_algo
-from netmarl.algos.tabular_base import make_trainer
+from netmarl.algos.base import Trainer
+from netmarl.algos.tabular_base import tabular_trainer
 from netmarl.envs import make_env
 from netmarl.errors import ConfigError, NetmarlError
 from netmarl.network import make_network
@@ -106,6 +107,19 @@ def build(config: RunConfig) -> Built:
     return Built(config, spec, algo_config, env, network, learner)
 
 
+def make_trainer(built: Built) -> Trainer:
+    """The learner's :class:`~netmarl.algos.base.Trainer` for one seed (chunks of
+    ``eval_every`` env steps)."""
+    config = built.config
+    if is_tabular(built):
+        return tabular_trainer(built.env, built.learner, config.eval_every, config.gamma)
+    return built.learner.trainer(config.eval_every, config.eval_episodes)
+
+
+def is_tabular(built: Built) -> bool:
+    return built.spec.family == "tabular"
+
+
 def reference_returns(env: Any, gamma: float) -> dict[str, float]:
     """Exact returns of the uniform-random joint policy and of an optimal policy."""
     from netmarl.envs.planning import optimal_return
@@ -137,18 +151,18 @@ def train(
     """
     built = built or build(config)
     start = time.perf_counter()
-    init_fn, chunk_fn = make_trainer(built.env, built.learner, config.eval_every, config.gamma)
+    trainer = make_trainer(built)
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-    state = jax.jit(jax.vmap(init_fn))(keys)
-    initial = jax.jit(jax.vmap(lambda p: built.learner.evaluate(p, config.gamma).ret))
-    chunk = jax.jit(jax.vmap(chunk_fn))
+    state = jax.jit(jax.vmap(trainer.init))(keys)
+    initial = jax.jit(jax.vmap(trainer.evaluate))
+    chunk = jax.jit(jax.vmap(trainer.chunk))
 
     if write or resume:
         run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
         run_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write(run_dir / "config.yaml", _resolved_yaml(config, built.algo_config))
     history: list[dict[str, np.ndarray]] = []
-    returns0 = np.asarray(initial(state.params))
+    returns0 = np.asarray(initial(state))
     first_chunk = 0
     if resume:
         first_chunk, state, extra = checkpoint.load_latest(run_dir / "checkpoints", state)
@@ -172,7 +186,7 @@ def train(
     for c in range(first_chunk, config.num_chunks):
         new_state, metrics = chunk(state)
         metrics = jax.device_get(metrics)
-        problem = _non_finite(metrics, new_state.params)
+        problem = _non_finite(metrics, trainer.params(new_state))
         if problem:
             step = (c + 1) * config.eval_every
             if write:
@@ -204,7 +218,7 @@ def train(
         algo_config=built.algo_config,
         steps=steps,
         metrics=stacked,
-        references=reference_returns(built.env, config.gamma),
+        references=reference_returns(built.env, config.gamma) if is_tabular(built) else {},
         wall_time=wall,
         final_state=state,
     )

@@ -1,9 +1,10 @@
 """``netmarl eval RUN_DIR``: load a run's trained policies and evaluate them greedily.
 
 For every seed of the run, the newest good checkpoint's policies are made greedy (each
-learner takes its most probable action) and scored twice: exactly (Bellman linear system)
-and by rolling out ``episodes`` episodes of the environment, all seeds and episodes vmapped
-in one compiled program. Results go to ``RUN_DIR/eval.json``.
+learner takes its most probable action) and scored by rolling out ``episodes`` episodes of
+the environment, all seeds and episodes vmapped in one compiled program; tabular policies are
+also scored exactly (Bellman linear system). Neural learners use their evaluation policy
+(greedy or deterministic). Results go to ``RUN_DIR/eval.json``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from netmarl.algos.tabular_base import exact_policy_value, greedy, make_trainer
+from netmarl.algos.base import episode_returns
+from netmarl.algos.tabular_base import exact_policy_value, greedy
 from netmarl.envs.tabular import joint_actions
 from netmarl.errors import ConfigError
 from netmarl.run import checkpoint
-from netmarl.run.driver import _atomic_write, build, load_run_config
+from netmarl.run.driver import _atomic_write, build, is_tabular, load_run_config, make_trainer
 
 
 def greedy_actions(env: Any, probs: jax.Array, s: jax.Array) -> jax.Array:
@@ -57,9 +59,12 @@ def evaluate_run(run_dir: str | Path, episodes: int = 100, seed: int = 0) -> dic
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}.")
     built = build(config)
-    init_fn, _ = make_trainer(built.env, built.learner, config.eval_every, config.gamma)
-    like = jax.vmap(init_fn)(jax.random.split(jax.random.key(0), config.seeds))
+    trainer = make_trainer(built)
+    like = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), config.seeds))
     chunk, state, _ = checkpoint.load_latest(run_dir / "checkpoints", like)
+    if not is_tabular(built):
+        scores = _neural_scores(built, state, episodes, seed)
+        return _write_eval(run_dir, config, chunk, episodes, scores)
 
     env, gamma = built.env, config.gamma
 
@@ -89,16 +94,54 @@ def evaluate_run(run_dir: str | Path, episodes: int = 100, seed: int = 0) -> dic
                 else 0.0,
             }
         )
+    extra = {"gamma": gamma, "mean_exact_greedy_return": float(np.mean(exact))}
+    return _write_eval(run_dir, config, chunk, episodes, (per_seed, totals, extra))
+
+
+def _neural_scores(
+    built: Any, state: Any, episodes: int, seed: int
+) -> tuple[list[dict], np.ndarray, dict]:
+    learner = built.learner
+    params = jax.vmap(learner.policy_params)(state.learner)
+    score = jax.jit(
+        jax.vmap(lambda p, k: episode_returns(learner.env, learner.policy, p, k, episodes))
+    )
+    keys = jax.random.split(jax.random.key(seed), built.config.seeds)
+    totals = np.asarray(jax.device_get(score(params, keys)))
+    per_seed = [
+        {
+            "seed": i,
+            "episode_return_mean": float(totals[i].mean()),
+            "episode_return_stderr": _stderr(totals[i]),
+        }
+        for i in range(built.config.seeds)
+    ]
+    return per_seed, totals, {}
+
+
+def config_episode_limit(config: Any) -> int:
+    from netmarl.envs import make_env
+
+    return make_env(config.env, **config.env_kwargs).spec.episode_limit
+
+
+def _stderr(x: np.ndarray) -> float:
+    return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
+
+
+def _write_eval(
+    run_dir: Path, config: Any, chunk: int, episodes: int, scores: tuple[list, np.ndarray, dict]
+) -> dict[str, Any]:
+    per_seed, totals, extra = scores
     result = {
         "run_dir": str(run_dir),
         "checkpoint_chunk": chunk,
         "env_steps": chunk * config.eval_every,
         "episodes_per_seed": episodes,
-        "episode_limit": env.spec.episode_limit,
-        "gamma": gamma,
+        "episode_limit": config_episode_limit(config),
         "per_seed": per_seed,
-        "mean_exact_greedy_return": float(np.mean(exact)),
         "mean_episode_return": float(np.mean(totals)),
+        **extra,
     }
     _atomic_write(run_dir / "eval.json", json.dumps(result, indent=2) + "\n")
     return result
