@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +15,13 @@ class AlgoSpec:
     name: str
     make: Callable[..., Any]  # make(env, gamma, config, network) -> learner
     config_cls: type
-    family: str  # "tabular", ...
+    # "tabular", "actor_critic", "value_decomposition", "dop": tabular learners are trained
+    # and evaluated exactly on finite MDPs; the others are NeuralLearners
+    family: str
     networked: bool  # communicates over the graph (subject to the locality audit)
     description: str
+    # centralized training (a shared critic/mixer sees every agent): exempt from the audit
+    centralized: bool = False
 
 
 def _tabular_specs() -> dict[str, AlgoSpec]:
@@ -59,8 +64,16 @@ def _actor_critic_specs() -> dict[str, AlgoSpec]:
     }  # fmt: skip
 
 
+# Modules that define ``algo_specs() -> dict[str, AlgoSpec]`` (one per algorithm family),
+# imported when the registry is first used so that importing netmarl stays cheap.
+_FAMILY_MODULES: tuple[str, ...] = ()
+
+
 def algorithms() -> dict[str, AlgoSpec]:
-    return {**_tabular_specs(), **_actor_critic_specs()}
+    specs = {**_tabular_specs(), **_actor_critic_specs()}
+    for module in _FAMILY_MODULES:
+        specs.update(importlib.import_module(module).algo_specs())
+    return specs
 
 
 def get_algo(name: str) -> AlgoSpec:
