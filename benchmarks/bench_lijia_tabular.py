@@ -222,7 +222,7 @@ def main() -> None:
     parser.add_argument(
         "--other-learners",
         action="store_true",
-        help="also time central_ac, joint_q and iql (JAX only, the largest --seeds)",
+        help="also time central_ac, joint_q and tabular_iql (JAX only, the largest --seeds)",
     )
     args = parser.parse_args()
     if args.one_core:  # before JAX starts its thread pool, which inherits the affinity

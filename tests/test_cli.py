@@ -110,7 +110,7 @@ def test_config_rejects_unknown_keys_and_wrong_types():
 def test_list_names_everything(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    names = "lijia_ac central_ac joint_q iql lijia_mdp zhang_mdp didactic hallway ring grid"
+    names = "lijia_ac central_ac joint_q tabular_iql lijia_mdp zhang_mdp didactic hallway ring grid"
     for name in (*names.split(), "erdos_renyi", "metropolis", "max_degree", "laplacian"):
         assert name in out
 

@@ -12,7 +12,7 @@ out_dir: {out}
 base: {{env: random_mdp, env_kwargs: {{num_states: 5, num_actions: 2, num_agents: 3}},
         seeds: 2, steps: 600, eval_every: 300}}
 grid:
-  algo: [lijia_ac, iql]
+  algo: [lijia_ac, tabular_iql]
   link_drop: [0.0, 0.5]
   env_kwargs.num_agents: [2, 3]
 """
@@ -23,7 +23,7 @@ def test_sweep_runs_the_grid_and_continues_after_interruption(tmp_path, capsys):
     path.write_text(SWEEP.format(out=out))
     assert main(["sweep", str(path)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert len(summary) == 4 and all(set(v) == {"lijia_ac", "iql"} for v in summary.values())
+    assert len(summary) == 4 and all(set(v) == {"lijia_ac", "tabular_iql"} for v in summary.values())
     assert "link_drop=0.5, num_agents=2" in summary
     runs = sorted(p.name for p in (out / "runs").iterdir())
     assert len(runs) == 8

@@ -63,7 +63,7 @@ def uniform_return(env) -> float:
         lambda env: make_joint_q(env, GAMMA, QLearningConfig(lr=0.1, lr_power=0.0)),
         lambda env: make_iql(env, GAMMA, QLearningConfig(lr=0.1, lr_power=0.0)),
     ],
-    ids=["lijia_ac", "central_ac", "joint_q", "iql"],
+    ids=["lijia_ac", "central_ac", "joint_q", "tabular_iql"],
 )
 def test_learners_close_most_of_the_gap_to_optimal(make):
     """Every learner, from a fixed seed, ends well above the uniform policy on a tiny MDP."""

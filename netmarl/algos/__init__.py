@@ -44,8 +44,8 @@ def _tabular_specs() -> dict[str, AlgoSpec]:
             QLearningConfig, "tabular", False,
             "joint Q-learning: one Q-table over the joint action (paper 003 baseline)",
         ),
-        "iql": AlgoSpec(
-            "iql", lambda env, gamma, cfg, net: make_iql(env, gamma, cfg),
+        "tabular_iql": AlgoSpec(
+            "tabular_iql", lambda env, gamma, cfg, net: make_iql(env, gamma, cfg),
             QLearningConfig, "tabular", False,
             "independent tabular Q-learning, one Q^i(s, a^i) per agent (Tan 1993)",
         ),

@@ -117,7 +117,7 @@ def make_iql(env: Any, gamma: float, config: QLearningConfig | None = None) -> T
         return QTables(q, visits, tables.step + 1), {"abs_td": jnp.mean(jnp.abs(td))}
 
     return TabularLearner.create(
-        "iql",
+        "tabular_iql",
         env,
         lambda key: _tables((n, num_states, num_actions)),
         UniformFn(act, 2 * n),

@@ -84,7 +84,7 @@ def build(config: RunConfig) -> Built:
             if table > MAX_JOINT_TABLE:
                 raise ConfigError(
                     f"{spec.name!r} keeps a table over the joint action: {table:,} entries for "
-                    f"{env.num_agents} agents. Use a decentralized learner (lijia_ac, iql) "
+                    f"{env.num_agents} agents. Use a decentralized learner (lijia_ac, tabular_iql) "
                     "or fewer agents."
                 )
     network = make_network(

@@ -6,7 +6,7 @@ File layout::
     out_dir: runs/sweeps/robustness
     base: {env: zhang_mdp, seeds: 10, steps: 200000}        # RunConfig keys
     grid:                                                    # axis -> values
-      algo: [lijia_ac, iql]
+      algo: [lijia_ac, tabular_iql]
       link_drop: [0.0, 0.25, 0.5]
       env_kwargs.num_agents: [6, 10]                         # dotted keys reach into dicts
     processes: 1                                             # cells run in parallel when > 1
