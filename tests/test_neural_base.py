@@ -1,0 +1,126 @@
+"""The neural-learner base: replay buffer, rollouts, the driver's Trainer, independent AC."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from netmarl.algos.base import collect, collect_episodes, episode_returns, runner_init
+from netmarl.algos.independent_ac import IndependentACConfig, gae, make_independent_ac
+from netmarl.buffers import buffer_add, buffer_init, buffer_ready, buffer_sample
+from netmarl.envs import AutoReset, make_env
+from netmarl.errors import ConfigError
+from netmarl.run.config import RunConfig
+from netmarl.run.driver import train
+
+
+def test_replay_buffer_wraps_around_and_samples_only_stored_items():
+    buf = buffer_init({"x": jnp.zeros(2), "t": jnp.int32(0)}, capacity=5)
+    assert not bool(buffer_ready(buf, 1))
+    buf = buffer_add(buf, {"x": jnp.ones((3, 2)), "t": jnp.arange(3)})
+    sample = buffer_sample(buf, jax.random.key(0), 200)
+    assert set(np.asarray(sample["t"]).tolist()) == {0, 1, 2}  # never the empty slots
+    buf = buffer_add(buf, {"x": jnp.ones((4, 2)), "t": jnp.arange(3, 7)})
+    # 7 items into 5 slots: items 5 and 6 overwrote 0 and 1
+    assert int(buf.size) == 5 and int(buf.position) == 2
+    assert np.asarray(buf.data["t"]).tolist() == [5, 6, 2, 3, 4]
+
+
+def _random_act(env):
+    def act(params, carry, ts, key):
+        logits = jnp.where(ts.avail_actions, 0.0, -jnp.inf)
+        return jax.random.categorical(key, logits).astype(jnp.int32), carry, ()
+
+    return act
+
+
+def test_collect_episodes_masks_the_steps_after_an_episode_ends():
+    env = make_env("lbf", task="Foraging-5x5-2p-1f-v3")
+    steps, filled = collect_episodes(env, _random_act(env), None, jax.random.key(3), 64)
+    limit = env.spec.episode_limit
+    assert filled.shape == (limit, 64) and steps.rewards.shape == (limit, 64, 2)
+    ended_early = np.asarray(~filled[-1])
+    assert ended_early.any()  # some random episodes collect the food before step 50
+    filled = np.asarray(filled)
+    for e in range(64):
+        n = filled[:, e].sum()
+        assert filled[:n, e].all() and not filled[n:, e].any()  # a prefix
+        assert bool(steps.done[n - 1, e])  # ends exactly at the last filled step
+        assert float(jnp.abs(steps.team_reward[n:, e]).sum()) == 0.0
+
+
+def test_collect_auto_resets_and_records_the_final_observation():
+    env = AutoReset(make_env("hallway", num_agents=2))
+    runner = runner_init(env, jax.random.key(0), 4, lambda: ())
+    runner, steps = collect(env, _random_act(env), None, runner, jax.random.key(1), 40)
+    done = np.asarray(steps.done)
+    assert done.any()
+    obs, next_obs = np.asarray(steps.obs), np.asarray(steps.next_obs)
+    # within an episode the next step starts where this one ended ...
+    live = ~done[:-1]
+    np.testing.assert_array_equal(next_obs[:-1][live], obs[1:][live])
+    # ... and an ended episode's final observation is kept, not the fresh episode's
+    ends = done[:-1]
+    assert any(
+        not np.array_equal(next_obs[:-1][ends][k], obs[1:][ends][k]) for k in range(ends.sum())
+    )
+
+
+def test_gae_stops_at_episode_ends_and_bootstraps_truncations():
+    r = jnp.array([1.0, 1.0, 1.0])
+    v = jnp.zeros(3)
+    next_v = jnp.array([0.0, 5.0, 7.0])
+    done = jnp.array([0.0, 1.0, 0.0])
+    term = jnp.array([0.0, 0.0, 0.0])  # step 1 was truncated: bootstrap from V = 5
+    adv = gae(r, v, next_v, done, term, gamma=0.5, lam=1.0)
+    # step 2 is the first of a new episode: 1 + 0.5 * 7; step 1: 1 + 0.5 * 5 (no carry-over)
+    np.testing.assert_allclose(adv, [1 + 0.5 * 3.5, 3.5, 4.5])
+
+
+@pytest.fixture(scope="module")
+def navigation_run():
+    config = RunConfig(
+        algo="independent_ac", env="navigation", env_kwargs={"num_agents": 2},
+        algo_kwargs={"reward": "team"}, seeds=2, steps=100_000, eval_every=20_000,
+        eval_episodes=16,
+    )  # fmt: skip
+    return train(config, progress=False, write=False)
+
+
+def test_independent_ac_learns_cooperative_navigation(navigation_run):
+    returns = navigation_run.metrics["return"]  # [seeds, 6]
+    assert returns.shape == (2, 6)
+    # the greedy team return of both seeds rises well above the untrained policy's
+    assert np.all(returns[:, -1] > returns[:, 0] + 5.0), returns
+
+
+def test_episode_returns_of_a_random_policy_match_a_python_loop():
+    env = make_env("hallway", num_agents=2)
+    act = _random_act(env)
+
+    from netmarl.algos.base import Policy
+
+    policy = Policy(lambda: (), lambda p, c, ts, k: act(p, c, ts, k)[:2])
+    returns = episode_returns(env, policy, None, jax.random.key(0), 8)
+    steps, filled = collect_episodes(env, act, None, jax.random.key(0), 8)
+    np.testing.assert_allclose(returns, np.asarray(steps.team_reward).sum(0))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lr": 0.0}, "lr must be > 0"),
+        ({"gae_lambda": 1.5}, "gae_lambda must be in"),
+        ({"num_envs": 0}, "num_envs must be > 0"),
+    ],
+)
+def test_independent_ac_rejects_bad_hyperparameters(kwargs, message):
+    env = make_env("hallway")
+    with pytest.raises(ConfigError, match=message):
+        make_independent_ac(env, 0.99, IndependentACConfig(**kwargs))
+
+
+def test_eval_every_must_fit_whole_iterations():
+    config = RunConfig(algo="independent_ac", env="hallway", steps=1000, eval_every=300)
+    with pytest.raises(ConfigError, match="multiple of 200"):
+        train(config, progress=False, write=False)
