@@ -33,11 +33,12 @@ from netmarl.envs.api import Box, TimeStep
 from netmarl.envs.hallway import Hallway
 from netmarl.envs.lbf import LevelBasedForaging
 from netmarl.envs.navigation import AGENT_SIZE, CooperativeNavigation
+from netmarl.envs.traffic import TrafficGrid
 from netmarl.errors import ConfigError
 
 PolicyFn = Callable[[jax.Array, TimeStep], jax.Array]
 
-RENDERABLE = ("navigation", "lbf", "hallway")
+RENDERABLE = ("navigation", "lbf", "hallway", "traffic_grid")
 SIZE = 400  # frame width in pixels
 TITLE_H = 20  # title strip height
 NAV_LIMIT = 1.5  # navigation: half-width of the view, grown to fit every agent
@@ -68,10 +69,13 @@ def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default()
 
 
+_SPATIAL = (CooperativeNavigation, LevelBasedForaging, Hallway, TrafficGrid)
+
+
 def _unwrap(env: Any) -> Any:
     """The base environment under wrappers such as :class:`~netmarl.envs.api.AutoReset`."""
     seen = 0
-    while not isinstance(env, (CooperativeNavigation, LevelBasedForaging, Hallway)):
+    while not isinstance(env, _SPATIAL):
         inner = getattr(env, "env", None)
         if inner is None or seen > 10:
             break
@@ -82,7 +86,7 @@ def _unwrap(env: Any) -> Any:
 def check_renderable(env: Any) -> Any:
     """The renderable base env of ``env``; ConfigError if it has no spatial layout."""
     base = _unwrap(env)
-    if not isinstance(base, (CooperativeNavigation, LevelBasedForaging, Hallway)):
+    if not isinstance(base, _SPATIAL):
         name = getattr(getattr(env, "spec", None), "name", type(env).__name__)
         raise ConfigError(
             f"environment {name!r} has no spatial layout to render; "
@@ -120,9 +124,17 @@ def _hall_geometry(env: Hallway) -> tuple[float, float]:
     return cell, row
 
 
+def _traffic_cell(env: TrafficGrid) -> float:
+    return SIZE / max(env.rows, env.cols)
+
+
 def agent_pixels(env: Any, state: Any) -> np.ndarray:
     """[N, 2] float pixel centres (x, y) of the agents in :func:`frame`'s image."""
     base = check_renderable(env)
+    if isinstance(base, TrafficGrid):  # agent i is intersection i (row-major)
+        cell = _traffic_cell(base)
+        r, c = np.divmod(np.arange(base.num_agents), base.cols)
+        return np.stack([(c + 0.5) * cell, TITLE_H + (r + 0.5) * cell], axis=1).astype(float)
     if isinstance(base, CooperativeNavigation):
         half, scale = _nav_view(state)
         return _nav_px(np.asarray(state.agent_pos, np.float64), half, scale)
@@ -137,6 +149,9 @@ def agent_pixels(env: Any, state: Any) -> np.ndarray:
 
 
 def _image_size(env: Any, state: Any) -> tuple[int, int]:
+    if isinstance(env, TrafficGrid):
+        cell = _traffic_cell(env)
+        return round(env.cols * cell), round(env.rows * cell) + TITLE_H
     if isinstance(env, CooperativeNavigation):
         return SIZE, SIZE + TITLE_H
     if isinstance(env, LevelBasedForaging):
@@ -232,6 +247,47 @@ def _draw_hallway(
         _agent_disc(draw, i, x, y, 0.3 * min(cell, row), str(i))
 
 
+QUEUE_COLOR = (210, 90, 40)  # waiting cars
+
+
+def _draw_traffic(
+    draw: ImageDraw.ImageDraw, env: TrafficGrid, state: Any, adj: np.ndarray | None
+) -> None:
+    """Roads, then per intersection: a queue bar on each incoming side (length ~ cars, count
+    printed) and the light (green bars on the axis that has green: N-S or E-W)."""
+    cell = _traffic_cell(env)
+    xy = agent_pixels(env, state)
+    top, bottom = TITLE_H, TITLE_H + env.rows * cell
+    for x in np.unique(xy[:, 0]):
+        draw.line([(x, top), (x, bottom)], fill=GRID_COLOR, width=3)
+    for y in np.unique(xy[:, 1]):
+        draw.line([(0, y), (env.cols * cell, y)], fill=GRID_COLOR, width=3)
+    _draw_edges(draw, xy, adj)
+    queues, phase = np.asarray(state.queues), np.asarray(state.phase)
+    box, reach = 0.12 * cell, 0.36 * cell
+    # incoming lane d waits on its side: north (up), south (down), east (right), west (left)
+    sides = {0: (0.0, -1.0), 1: (0.0, 1.0), 2: (1.0, 0.0), 3: (-1.0, 0.0)}
+    for i, (x, y) in enumerate(xy):
+        for d, (dx, dy) in sides.items():
+            length = box + (reach - box) * min(queues[i, d] / env.max_queue, 1.0)
+            x1, y1 = x + dx * length, y + dy * length
+            draw.line([(x + dx * box, y + dy * box), (x1, y1)], fill=QUEUE_COLOR, width=8)
+            _label(
+                draw, x + dx * (reach + 6), y + dy * (reach + 6), str(int(queues[i, d])), TEXT_COLOR
+            )
+        green = (0, 170, 0)
+        if phase[i] == 0:  # north-south green
+            draw.rectangle([x - 3, y - box, x + 3, y + box], fill=green)
+        else:
+            draw.rectangle([x - box, y - 3, x + box, y + 3], fill=green)
+        draw.rectangle(
+            [x - box, y - box, x + box, y + box],
+            outline=AGENT_COLORS[i % len(AGENT_COLORS)],
+            width=2,
+        )
+        _label(draw, x + box + 6, y - box - 6, str(i), TEXT_COLOR)
+
+
 def frame(
     env: Any,
     state: Any,
@@ -262,6 +318,8 @@ def frame(
         _draw_navigation(draw, base, state, adj)
     elif isinstance(base, LevelBasedForaging):
         _draw_lbf(draw, base, state, adj)
+    elif isinstance(base, TrafficGrid):
+        _draw_traffic(draw, base, state, adj)
     else:
         _draw_hallway(draw, base, state, adj)
     draw.rectangle([0, 0, img.width, TITLE_H - 1], fill=BACKGROUND)

@@ -191,3 +191,22 @@ def test_render_run_uses_the_trained_policy_and_falls_back_to_random(tmp_path, m
     assert main(["render", str(tmp_path / "iac"), "--out", str(tmp_path / "b.gif")]) == 0
     printed = capsys.readouterr().out
     assert "uniform-random" in printed and (tmp_path / "b.gif").is_file()
+
+
+def test_traffic_grid_draws_intersections_queues_and_road_edges():
+    from netmarl.render import EDGE_COLOR, QUEUE_COLOR
+
+    env = make_env("traffic_grid", rows=2, cols=3)
+    state, _ = env.reset(jax.random.key(0))
+    xy = agent_pixels(env, state)
+    # intersection i = r * cols + c sits at column c, row r
+    assert xy[1, 0] > xy[0, 0] and xy[1, 1] == xy[0, 1] and xy[3, 1] > xy[0, 1]
+    with_edges = frame(env, state, graph=env.road_graph())
+    without = frame(env, state)
+    r, c = _midpoint(env, state, 0, 1)
+    assert tuple(with_edges[r, c]) == EDGE_COLOR and tuple(without[r, c]) != EDGE_COLOR
+    # a longer queue draws a longer bar: more queue-coloured pixels
+    full = state._replace(queues=state.queues.at[:, :].set(env.max_queue))
+    empty = state._replace(queues=state.queues.at[:, :].set(0))
+    count = lambda img: int(np.all(img == QUEUE_COLOR, axis=-1).sum())  # noqa: E731
+    assert count(frame(env, full)) > 2 * count(frame(env, empty))
