@@ -23,7 +23,9 @@ def test_sweep_runs_the_grid_and_continues_after_interruption(tmp_path, capsys):
     path.write_text(SWEEP.format(out=out))
     assert main(["sweep", str(path)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert len(summary) == 4 and all(set(v) == {"lijia_ac", "tabular_iql"} for v in summary.values())
+    assert len(summary) == 4 and all(
+        set(v) == {"lijia_ac", "tabular_iql"} for v in summary.values()
+    )
     assert "link_drop=0.5, num_agents=2" in summary
     runs = sorted(p.name for p in (out / "runs").iterdir())
     assert len(runs) == 8
@@ -44,3 +46,16 @@ def test_empty_axis_and_typos_are_refused(tmp_path, capsys):
     path.write_text(SWEEP.format(out=tmp_path / "o").replace("link_drop:", "link_dorp:"))
     assert main(["sweep", str(path)]) == 2
     assert "Did you mean 'link_drop'" in capsys.readouterr().err
+
+
+def test_sweep_cells_in_worker_processes_match_a_serial_sweep(tmp_path):
+    """``processes: 2`` trains cells in spawned workers; results equal the serial run's."""
+    grid = "grid:\n  algo: [lijia_ac, tabular_iql]\n"
+    serial, parallel = tmp_path / "serial.yaml", tmp_path / "parallel.yaml"
+    head = SWEEP.split("grid:")[0]
+    serial.write_text(head.format(out=tmp_path / "s") + grid)
+    parallel.write_text(head.format(out=tmp_path / "p") + grid + "processes: 2\n")
+    assert main(["sweep", "--quiet", str(serial)]) == 0
+    assert main(["sweep", "--quiet", str(parallel)]) == 0
+    curves = [(tmp_path / d / "curves.csv").read_text() for d in ("s", "p")]
+    assert curves[0] == curves[1] and curves[0].count("\n") == 1 + 2 * 3

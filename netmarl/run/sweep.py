@@ -96,10 +96,12 @@ def plan(config: SweepConfig) -> list[Cell]:
     return cells
 
 
-def _run_cell(config_dict: dict[str, Any]) -> tuple[list[int], list[list[float]], dict]:
+def _run_cell(
+    config_dict: dict[str, Any], progress: bool = False
+) -> tuple[list[int], list[list[float]], dict]:
     """Train one cell (in this or a worker process); plain data so it pickles cheaply."""
     run = from_dict(RunConfig, config_dict)
-    result = train(run, progress=False)
+    result = train(run, progress=progress)
     return result.steps.tolist(), result.metrics["return"].tolist(), summary(result)
 
 
@@ -139,7 +141,7 @@ def run_sweep(path: str | Path, *, progress: bool = True, force: bool = False) -
                 record(i, future.result())
     else:
         for i in todo:
-            record(i, _run_cell(to_dict(cells[i].config)))
+            record(i, _run_cell(to_dict(cells[i].config), progress))  # a bar per cell
 
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     summaries: dict[str, dict[str, Any]] = {}
