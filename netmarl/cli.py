@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -258,6 +259,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _enable_compile_cache() -> None:
+    """Reuse XLA compilations across commands (``$NETMARL_JAX_CACHE``, default
+    ``~/.cache/netmarl/jax``; set it to an empty string to turn the cache off). Compiling a
+    learner takes seconds; a repeated `netmarl train` then starts at once."""
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:  # the caller (e.g. the test suite) chose one
+        return
+    path = os.environ.get("NETMARL_JAX_CACHE", str(Path.home() / ".cache" / "netmarl" / "jax"))
+    if path:
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="netmarl",
@@ -307,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         "list": _cmd_list,
     }
     try:
+        _enable_compile_cache()
         return handlers[command](args)
     except NetmarlError as exc:
         print(f"netmarl: error: {exc}", file=sys.stderr)
