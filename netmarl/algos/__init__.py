@@ -66,7 +66,9 @@ def _actor_critic_specs() -> dict[str, AlgoSpec]:
 
 # Modules that define ``algo_specs() -> dict[str, AlgoSpec]`` (one per algorithm family),
 # imported when the registry is first used so that importing netmarl stays cheap.
-_FAMILY_MODULES: tuple[str, ...] = ()
+_FAMILY_MODULES: tuple[str, ...] = (
+    "netmarl.algos.dop",
+)
 
 
 def algorithms() -> dict[str, AlgoSpec]:

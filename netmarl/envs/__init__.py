@@ -27,6 +27,7 @@ from netmarl.envs.hallway import Hallway, HallwayState
 from netmarl.envs.lbf import LevelBasedForaging
 from netmarl.envs.navigation import CooperativeNavigation, NavigationState, navigation_state
 from netmarl.envs.random_mdp import RandomMDPState, RandomNetworkedMDP, lijia_mdp, zhang_mdp
+from netmarl.envs.smax import SMAX  # jaxmarl is imported only when an SMAX env is built
 from netmarl.envs.tabular import (
     PolicyValue,
     TabularMDP,
@@ -50,6 +51,7 @@ ENVIRONMENTS: dict[str, Callable[..., Any]] = {
     "simple_spread": CooperativeNavigation,
     "lbf": LevelBasedForaging,
     "traffic_grid": TrafficGrid,
+    "smax": SMAX,
 }
 
 
