@@ -26,6 +26,7 @@ from netmarl.envs.didactic import DidacticGame, DidacticState
 from netmarl.envs.hallway import Hallway, HallwayState
 from netmarl.envs.lbf import LevelBasedForaging
 from netmarl.envs.navigation import CooperativeNavigation, NavigationState, navigation_state
+from netmarl.envs.particles import Aggregation, Mill
 from netmarl.envs.random_mdp import RandomMDPState, RandomNetworkedMDP, lijia_mdp, zhang_mdp
 from netmarl.envs.smax import SMAX  # jaxmarl is imported only when an SMAX env is built
 from netmarl.envs.tabular import (
@@ -52,6 +53,8 @@ ENVIRONMENTS: dict[str, Callable[..., Any]] = {
     "lbf": LevelBasedForaging,
     "traffic_grid": TrafficGrid,
     "smax": SMAX,
+    "aggregation": Aggregation,
+    "mill": Mill,
 }
 
 
