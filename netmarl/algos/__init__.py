@@ -69,6 +69,7 @@ def _actor_critic_specs() -> dict[str, AlgoSpec]:
 _FAMILY_MODULES: tuple[str, ...] = (
     "netmarl.algos.dop",
     "netmarl.algos.lijia_neural",
+    "netmarl.algos.maddpg",
 )
 
 
