@@ -68,6 +68,7 @@ def _actor_critic_specs() -> dict[str, AlgoSpec]:
 # imported when the registry is first used so that importing netmarl stays cheap.
 _FAMILY_MODULES: tuple[str, ...] = (
     "netmarl.algos.dop",
+    "netmarl.algos.coma",
     "netmarl.algos.lijia_neural",
     "netmarl.algos.maddpg",
 )

@@ -56,7 +56,8 @@ truncated episode's last step from E_pi Q'_tot (eq. 6) since no next action was 
 ``tb_lambda`` (the lambda of the tree-backup coefficients c) defaults to ``td_lambda``;
 env steps are counted as ``num_envs x episode_limit`` per iteration (padding after an early
 episode end included; ``episode_length`` is logged); deterministic DOP uses one learning
-rate 5e-4 (App. H.2 states both 5e-3 and 5e-4) and soft-target rate 0.005.
+rate 5e-4 (App. H.2 states both 5e-3 and 5e-4) and soft-target rate 0.05 (TD3's 0.005
+learned nothing on navigation within 20k steps: the target critic lagged too far).
 """
 
 from __future__ import annotations
@@ -143,11 +144,11 @@ class DeterministicDOPConfig:
     rms_eps: float = 1e-5
     max_grad_norm: float = 10.0
     policy_delay: int = 2  # critic updates per actor and target update
-    tau: float = 0.005  # soft target rate (alpha of Algorithm 2)
+    tau: float = 0.05  # soft target rate (alpha of Algorithm 2; not published)
     noise_std: float = 0.1  # exploration noise, as a fraction of the half-range of the Box
 
 
-def _check_common(config: Any, name: str) -> None:
+def check_optimiser(config: Any, name: str) -> None:
     require_positive(
         config,
         name,
@@ -163,7 +164,7 @@ def _check_common(config: Any, name: str) -> None:
 
 def validate_dop(config: DOPConfig, name: str = "dop") -> None:
     """Every bad hyper-parameter as one readable ConfigError, before compiling."""
-    _check_common(config, name)
+    check_optimiser(config, name)
     require_positive(
         config,
         name,
@@ -732,7 +733,7 @@ def make_deterministic_dop(
 ) -> NeuralLearner:
     """Deterministic DOP (paper 002, §4.2, Algorithm 2) as a :class:`NeuralLearner`."""
     require_continuous(env, name, "dop")
-    _check_common(config, name)
+    check_optimiser(config, name)
     require_positive(
         config, name, "rollout", "buffer_size", "batch_size", "policy_delay", "tau", "noise_std"
     )
