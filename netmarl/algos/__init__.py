@@ -67,8 +67,11 @@ def _actor_critic_specs() -> dict[str, AlgoSpec]:
 # Modules that define ``algo_specs() -> dict[str, AlgoSpec]`` (one per algorithm family),
 # imported when the registry is first used so that importing netmarl stays cheap.
 _FAMILY_MODULES: tuple[str, ...] = (
+    "netmarl.algos.value_decomposition",
     "netmarl.algos.dop",
     "netmarl.algos.coma",
+    "netmarl.algos.networked_ac",
+    "netmarl.algos.value_propagation",
     "netmarl.algos.lijia_neural",
     "netmarl.algos.maddpg",
 )

@@ -1,0 +1,339 @@
+"""Value decomposition (paper 001): exact identities, locality, learning and bad input.
+
+* DVDN with exact consensus has VDN's gradients (team reward = sum of local rewards); with
+  K = 0 it has N times IQL's (local-reward) gradients.
+* The locality audit passes for DVDN and DVDN (GT) at K rounds and fails at K - 1.
+* Every learner learns a small LBF task from a fixed seed.
+* Bad configurations fail before compiling; per-agent clipping never mixes agents.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from netmarl.algos.value_decomposition import (
+    ALGOS,
+    Episodes,
+    LearnState,
+    ValueDecomposition,
+    ValueDecompositionConfig,
+    VDParams,
+    clip_per_agent,
+    gru_sequence,
+)
+from netmarl.envs import make_env
+from netmarl.errors import ConfigError, LocalityViolation
+from netmarl.nets import GRUAgent
+from netmarl.network import audit_locality, make_network
+
+GAMMA = 0.99
+SMALL = ValueDecompositionConfig(hidden=16, buffer_size=64, batch_size=4)
+
+
+@functools.cache
+def lbf(task: str = "Foraging-6x6-4p-2f-v3", limit: int = 12):
+    return make_env("lbf", task=task, episode_limit=limit)
+
+
+def build(algo: str, config=SMALL, network=None, env=None) -> ValueDecomposition:
+    env = env or lbf()
+    if network is None and algo in ("dvdn", "dvdn_gt"):
+        network = make_network("complete", num_agents=env.spec.num_agents)
+    return ValueDecomposition(algo, env, GAMMA, config, network)
+
+
+@functools.cache
+def batch_and_params(seed: int = 0) -> tuple[Episodes, VDParams, VDParams]:
+    """Real episodes of a random policy, with random local rewards (team = their sum), and
+    online/target parameters that differ (so both networks matter)."""
+    vd = build("iql")
+    key = jax.random.key(seed)
+    k_params, k_target, k_play, k_rew = jax.random.split(key, 4)
+    params, target = vd.init_params(k_params), vd.init_params(k_target)
+    from netmarl.algos.base import collect_episodes
+
+    steps, filled = collect_episodes(
+        vd.env, vd.act, (params.agent, jnp.float32(1.0)), k_play, 4, vd.init_carry
+    )
+    batch = vd.to_episodes(steps, filled)
+    rewards = jax.random.normal(k_rew, batch.rewards.shape) * batch.filled[..., None]
+    batch = batch._replace(rewards=rewards, team_reward=rewards.sum(-1))
+    assert float(batch.filled.sum()) > float(batch.filled.size) / 2  # mostly real steps
+    return batch, params, target
+
+
+def agent_grads(vd: ValueDecomposition, params: VDParams, target: VDParams, batch: Episodes):
+    grads, _ = jax.jit(vd.gradients)(params, target, batch, jax.random.key(3))
+    return grads.agent
+
+
+# --- networks -------------------------------------------------------------------------------
+
+
+def test_gru_sequence_is_gru_agent_stepped():
+    """The hoisted sequence form computes exactly what stepping GRUAgent does."""
+    net = GRUAgent(8, 5)
+    params = net.init(jax.random.key(0), jnp.zeros(8), jnp.zeros(7))
+    x = jax.random.normal(jax.random.key(1), (6, 3, 7))
+    fast = gru_sequence(params, x, jnp.zeros((3, 8)))
+
+    def step(h, xt):
+        h, q = net.apply(params, h, xt)
+        return h, q
+
+    _, slow = jax.lax.scan(step, jnp.zeros((3, 8)), x)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
+
+
+# --- exact identities (paper 001 eq. 2-3 against eq. 1) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "graph, rounds", [("complete", 1), ("ring", 200)], ids=["complete-K1", "ring-K200"]
+)
+def test_dvdn_with_exact_consensus_has_vdn_gradients(graph, rounds):
+    batch, params, target = batch_and_params()
+    network = make_network(graph, num_agents=4, rounds=rounds)
+    vdn = agent_grads(build("vdn"), params, target, batch)
+    dvdn = agent_grads(build("dvdn", network=network), params, target, batch)
+    for a, b in zip(jax.tree.leaves(vdn), jax.tree.leaves(dvdn), strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+    assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(vdn)) > 1e-2  # not trivial
+
+
+def test_dvdn_with_one_round_on_a_ring_is_not_vdn():
+    """The identity needs consensus: one round on a ring leaves a visible difference."""
+    batch, params, target = batch_and_params()
+    network = make_network("ring", num_agents=4, rounds=1)
+    vdn = agent_grads(build("vdn"), params, target, batch)
+    dvdn = agent_grads(build("dvdn", network=network), params, target, batch)
+    pairs = zip(jax.tree.leaves(vdn), jax.tree.leaves(dvdn), strict=True)
+    diff = max(float(jnp.abs(a - b).max()) for a, b in pairs)
+    assert diff > 1e-3
+
+
+def test_dvdn_without_communication_is_n_times_iql():
+    """K = 0: delta_-i = (N - 1) delta_i, so grad l_i = N x IQL's grad on the local reward."""
+    batch, params, target = batch_and_params()
+    network = make_network("ring", num_agents=4, rounds=0)
+    iql_cfg = ValueDecompositionConfig(hidden=16, buffer_size=64, batch_size=4, reward="local")
+    iql = agent_grads(build("iql", iql_cfg), params, target, batch)
+    dvdn = agent_grads(build("dvdn", network=network), params, target, batch)
+    for a, b in zip(jax.tree.leaves(iql), jax.tree.leaves(dvdn), strict=True):
+        np.testing.assert_allclose(b, 4 * a, rtol=1e-5, atol=1e-6)
+
+
+# --- locality ---------------------------------------------------------------------------------
+
+
+NO_ID = ValueDecompositionConfig(hidden=16, buffer_size=64, batch_size=4, obs_agent_id=False)
+
+
+def _local_update(vd: ValueDecomposition, batch: Episodes):
+    """The update as a function of per-agent inputs (leading agent axis): the learn state
+    and each agent's private data (observations, rewards)."""
+    # Random observations: every weight then gets a non-zero gradient (with LBF's integer
+    # features some never do, and d sqrt(nu)/d nu at nu = 0 inside Adam makes the probe NaN).
+    obs = jax.random.normal(jax.random.key(5), jnp.moveaxis(batch.obs, 2, 0).shape)  # [N,B,T+1,F]
+    rewards = jnp.moveaxis(batch.rewards, 2, 0)  # [N, B, T]
+
+    def update(inputs):
+        learn, obs, rewards = inputs
+        b = batch._replace(obs=jnp.moveaxis(obs, 0, 2), rewards=jnp.moveaxis(rewards, 0, 2))
+        new, _ = vd.update(learn, b, jax.random.key(7))
+        return new._replace(updates=jnp.zeros((vd.n,)))  # a per-agent stand-in for the count
+
+    def learn_state(params: VDParams) -> LearnState:
+        learn = vd.init_learn(jax.random.key(0))
+        return learn._replace(params=params, target=params, updates=jnp.int32(0))
+
+    return update, learn_state, obs, rewards
+
+
+@pytest.mark.parametrize("algo", ["dvdn", "dvdn_gt"])
+def test_locality_audit(algo):
+    """On a line of 4, an agent's update after one step depends only on agents within K
+    hops (K = 1 here), and really on its neighbours (the audit fails at K - 1 = 0)."""
+    batch, _, _ = batch_and_params()
+    network = make_network("line", num_agents=4, rounds=1)
+    vd = build(algo, NO_ID, network=network)
+    update, learn_state, obs, rewards = _local_update(vd, batch)
+    inputs = (learn_state(vd.init_params(jax.random.key(2))), obs, rewards)
+    s = audit_locality(update, inputs, network, rounds=1)
+    assert s[0, 1] > 0 and s[1, 0] > 0  # neighbours are heard
+    with pytest.raises(LocalityViolation, match="hops"):
+        audit_locality(update, inputs, network, rounds=0)
+
+
+def test_iql_update_is_fully_local():
+    batch, _, _ = batch_and_params()
+    vd = build("iql", NO_ID)
+    update, learn_state, obs, rewards = _local_update(vd, batch)
+    network = make_network("line", num_agents=4, rounds=0)
+    params = vd.init_params(jax.random.key(2))
+    audit_locality(update, (learn_state(params), obs, rewards), network, rounds=0)
+
+
+# --- clipping -------------------------------------------------------------------------------
+
+
+def test_clip_per_agent_scales_each_agent_alone():
+    grads = {"w": jnp.array([[300.0, 400.0], [0.3, 0.4]]), "b": jnp.array([[0.0], [0.0]])}
+    clipped = clip_per_agent(grads, 10.0)
+    np.testing.assert_allclose(clipped["w"][0], [6.0, 8.0], rtol=1e-6)
+    np.testing.assert_allclose(clipped["w"][1], [0.3, 0.4], rtol=1e-6)
+
+
+@pytest.mark.parametrize("algo", ["iql", "dvdn", "vdn"])
+def test_a_huge_gradient_at_one_agent_leaves_the_others_alone(algo):
+    """Networked/independent learners clip per agent: scaling agent 0's rewards by 1e4 does
+    not change agent 1's update. VDN (centralized, global clip as in EPyMARL) is the control:
+    there it does."""
+    batch, params, _ = batch_and_params()
+    cfg = ValueDecompositionConfig(hidden=16, buffer_size=64, batch_size=4, max_grad_norm=1.0)
+    if algo == "iql":
+        cfg = ValueDecompositionConfig(**{**cfg.__dict__, "reward": "local"})
+    vd = build(algo, cfg, network=make_network("ring", num_agents=4, rounds=0))
+    learn = vd.init_learn(jax.random.key(0))._replace(params=params)
+    loud = batch._replace(rewards=batch.rewards.at[..., 0].multiply(1e4))
+    loud = loud._replace(team_reward=loud.rewards.sum(-1))
+    step = jax.jit(vd.update)
+    quiet_new, _ = step(learn, batch, jax.random.key(1))
+    loud_new, _ = step(learn, loud, jax.random.key(1))
+    pairs = zip(*map(jax.tree.leaves, (quiet_new.params.agent, loud_new.params.agent)), strict=True)
+    other = [jnp.abs(a[1] - b[1]).max() for a, b in pairs]  # agent 1's new parameters
+    if algo == "vdn":
+        assert max(map(float, other)) > 1e-6
+    else:
+        assert max(map(float, other)) == 0.0
+
+
+# --- learning -------------------------------------------------------------------------------
+
+# A small task every learner improves on within 20k steps. gamma 0.9, a faster target copy
+# and lr 1e-3 (not EPyMARL's 0.99 / 200 / 5e-4, made for 2M steps) keep the short runs stable.
+LEARN = ValueDecompositionConfig(
+    hidden=32, lr=1e-3, buffer_size=500, batch_size=16, epsilon_anneal_steps=5_000,
+    target_update_interval=50,
+)  # fmt: skip
+LEARN_GAMMA = 0.9
+
+
+@functools.cache
+def learning_task():
+    return make_env("lbf", task="Foraging-6x6-2p-1f-v3", episode_limit=20)
+
+
+def train_returns(algo: str, steps: int, chunks: int, seeds: int = 2) -> np.ndarray:
+    env = learning_task()
+    network = make_network("complete", num_agents=2) if algo in ("dvdn", "dvdn_gt") else None
+    learner = ValueDecomposition(algo, env, LEARN_GAMMA, LEARN, network).learner()
+    trainer = learner.trainer(steps // chunks, eval_episodes=32)
+    state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), seeds))
+    chunk = jax.jit(jax.vmap(trainer.chunk))
+    curve = []
+    for _ in range(chunks):
+        state, metrics = chunk(state)
+        curve.append(np.asarray(metrics["return"]))
+    return np.stack(curve, axis=1)  # [seeds, chunks]
+
+
+@functools.cache
+def random_return() -> float:
+    """Mean team return of the uniform policy (0.28 on this task)."""
+    from netmarl.algos.base import collect_episodes
+
+    env = learning_task()
+
+    def act(params, carry, ts, key):
+        return jax.random.categorical(key, jnp.where(ts.avail_actions, 0.0, -jnp.inf)), carry, ()
+
+    steps, _ = collect_episodes(env, act, (), jax.random.key(0), 512)
+    return float(steps.team_reward.sum(0).mean())
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_learns_small_foraging_task(algo):
+    """The maximum average greedy return (paper 001's statistic: mean over seeds, max over
+    evaluations every 5k steps) ends well above the uniform policy's."""
+    curve = train_returns(algo, steps=20_000, chunks=4)
+    best = curve.mean(axis=0).max()
+    assert best > max(0.5, 1.75 * random_return()), (curve, random_return())
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+def _run(**kw):
+    from netmarl.run.config import RunConfig
+    from netmarl.run.driver import build as build_run
+
+    base = dict(env="lbf", env_kwargs={"task": "Foraging-5x5-2p-1f-v3"}, steps=1000,
+                eval_every=500)  # fmt: skip
+    return build_run(RunConfig(**{**base, **kw}))
+
+
+def test_registered_and_buildable_by_the_driver():
+    from netmarl.algos import get_algo
+
+    for algo in ALGOS:
+        spec = get_algo(algo)
+        assert spec.family == "value_decomposition"
+        assert spec.networked == (algo in ("dvdn", "dvdn_gt"))
+        assert spec.centralized == (algo in ("vdn", "vdn_ps", "qmix"))
+    built = _run(algo="dvdn", eval_every=500)
+    assert built.learner.steps_per_iteration == 50
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(algo="iql", env="navigation", env_kwargs={"continuous": True}), "discrete"),
+        (dict(algo="vdn", algo_kwargs={"lr": 0.0}), "lr must be > 0"),
+        (dict(algo="qmix", algo_kwargs={"batch_size": -1}), "batch_size must be > 0"),
+        (dict(algo="iql", algo_kwargs={"mixing_embed_dim": 16}), "iql has no mixer"),
+        (dict(algo="dvdn", algo_kwargs={"hypernet_embed": 16}), "dvdn has no mixer"),
+        (dict(algo="dvdn", algo_kwargs={"share_params": True}), "cannot share parameters"),
+        (dict(algo="vdn_ps", algo_kwargs={"share_params": False}), "use algo 'vdn'"),
+        (dict(algo="dvdn", algo_kwargs={"reward": "team"}), "local rewards"),
+        (dict(algo="dvdn", rounds=-1), "rounds"),
+        (dict(algo="dvdn", env_kwargs={"task": "Foraging-5x5-2p-v3"}), "Foraging"),
+        (dict(algo="iql", algo_kwargs={"epsilon_finish": 1.5}), "epsilon_finish"),
+        (dict(algo="iql", algo_kwargs={"batch_size": 64, "buffer_size": 32}), "exceeds"),
+    ],
+)
+def test_bad_input_is_one_clear_error(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        _run(**kw)
+
+
+def test_eval_every_must_hold_whole_iterations():
+    with pytest.raises(ConfigError, match="multiple of 50"):
+        _run(algo="iql", eval_every=120, steps=240).learner.trainer(120, 4)
+
+
+class _Heterogeneous:
+    """An env whose agents' true observation sizes differ (padded to one shape)."""
+
+    def __init__(self):
+        self.inner = make_env("lbf", task="Foraging-5x5-2p-1f-v3")
+        self.spec = self.inner.spec
+        self.agent_obs_sizes = (9, 6)
+
+
+@pytest.mark.parametrize("algo", ["vdn_ps", "dvdn_gt"])
+def test_sharing_needs_homogeneous_agents(algo):
+    env = _Heterogeneous()
+    with pytest.raises(ConfigError, match="homogeneous"):
+        build(algo, env=env, network=make_network("ring", num_agents=2))
+    build("dvdn", env=env, network=make_network("ring", num_agents=2))  # no sharing: fine
+
+
+def test_network_size_must_match():
+    with pytest.raises(ConfigError, match="one node per agent"):
+        build("dvdn", network=make_network("ring", num_agents=3))
