@@ -247,10 +247,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from netmarl.envs import ENVIRONMENTS
     from netmarl.network import TOPOLOGIES, WEIGHT_RULES
 
-    print("algorithms:")
-    for name, spec in algorithms().items():
-        tag = "networked" if spec.networked else "centralized/independent"
-        print(f"  {name:<12} [{spec.family}, {tag}] {spec.description}")
+    print("algorithms (networked: talks only over the graph; centralized: centralized")
+    print("training, exempt from the locality audit; independent: no communication):")
+    specs = algorithms()
+    width = max(map(len, specs))
+    for name, spec in specs.items():
+        tag = (
+            "networked" if spec.networked else "centralized" if spec.centralized else "independent"
+        )
+        print(f"  {name:<{width}}  [{spec.family}, {tag}] {spec.description}")
     print("environments:")
     for name in ENVIRONMENTS:
         print(f"  {name}")

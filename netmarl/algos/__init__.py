@@ -38,11 +38,13 @@ def _tabular_specs() -> dict[str, AlgoSpec]:
             "central_ac", lambda env, gamma, cfg, net: make_central_ac(env, gamma, cfg),
             LiJiaACConfig, "tabular", False,
             "centralized actor-critic: Algorithm 1 with one learner owning the joint action",
+            centralized=True,
         ),
         "joint_q": AlgoSpec(
             "joint_q", lambda env, gamma, cfg, net: make_joint_q(env, gamma, cfg),
             QLearningConfig, "tabular", False,
             "joint Q-learning: one Q-table over the joint action (paper 003 baseline)",
+            centralized=True,
         ),
         "tabular_iql": AlgoSpec(
             "tabular_iql", lambda env, gamma, cfg, net: make_iql(env, gamma, cfg),
