@@ -41,7 +41,9 @@ replay the SAME episodes (indices drawn from a shared seed): every agent experie
 ends early used fewer; epsilon decays with the steps actually taken (as EPyMARL's t_env).
 [choice] Clipping: the networked and independent learners (IQL, DVDN, DVDN (GT)) clip each
 agent's gradient on its own (a global clip would couple agents); the centralized ones
-(VDN, VDN (PS), QMIX) clip the global norm of all parameters, as EPyMARL does.
+(VDN, VDN (PS), QMIX) and IQL with ``share_params`` (one network) clip the global norm of all
+parameters, as EPyMARL does.
+[choice] QMIX's mixer starts with small output layers (see :class:`QMixer`).
 [choice] DVDN (GT): the local gradient is clipped per agent *before* it enters the tracker
 (so the tracker still averages what the agents computed); Adam (per agent) then runs on the
 tracked gradient z_i; all agents start from the same initial parameters (a common seed:
@@ -278,7 +280,10 @@ class ValueDecomposition:
             else None
         )
         c = config
-        if algo in CENTRALIZED:  # one optimiser over everything, global clip (EPyMARL)
+        # one optimiser over all parameters with a global clip (EPyMARL): the centralized
+        # learners, and IQL with one shared network (there is a single network to clip)
+        self.one_optimiser = algo in CENTRALIZED or self.shared
+        if self.one_optimiser:
             self.tx = optax.chain(optax.clip_by_global_norm(c.max_grad_norm), optax.adam(c.lr))
         elif algo == "dvdn_gt":  # clip g_i before tracking; Adam per agent on z_i
             self.tx = optax.adam(c.lr)
@@ -526,7 +531,7 @@ class ValueDecomposition:
 
     def init_learn(self, key: Array) -> LearnState:
         params = self.init_params(key)
-        if self.algo in CENTRALIZED:
+        if self.one_optimiser:
             opt_state = self.tx.init(params)
         else:
             opt_state = jax.vmap(self.tx.init)(params.agent)
@@ -543,7 +548,7 @@ class ValueDecomposition:
         stats = metrics.pop("mix", MixStats.zero())
         params = learn.params
         tracking = learn.tracking
-        if self.algo in CENTRALIZED:
+        if self.one_optimiser:
             updates, opt_state = self.tx.update(grads, learn.opt_state, params)
             params = optax.apply_updates(params, updates)
         elif self.algo == "dvdn_gt":

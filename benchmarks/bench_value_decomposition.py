@@ -1,0 +1,141 @@
+"""Benchmark: training throughput of IQL / VDN / QMIX (recurrent, episode replay) on LBF.
+
+Same task, network sizes, hyper-parameters and update schedule as the EPyMARL figures in
+issue 6 (``Foraging-8x8-2p-2f-v3``, 50-step episodes, one update of 32 episodes per collected
+episode, double Q, target copy every 200 updates, Adam 5e-4). EPyMARL shares one agent network
+between the agents by default, so the compared learners share too: ``iql`` with
+``share_params=True`` and GRU 128 (EPyMARL's IQL default), ``vdn_ps`` (VDN, GRU 64) and
+``qmix`` (GRU 64, shared agents as in EPyMARL).
+
+Per learner and number of seeds (vmapped in one program, as ``netmarl train`` runs them):
+
+* **env steps/s**: the driver's compiled chunk (``jit(vmap(chunk))``: collect one episode,
+  store it, one update, repeated; then a greedy evaluation of ``--eval-episodes`` episodes),
+  after a warm-up chunk that fills the buffer past one batch; seeds x steps / wall time.
+* **ms per update**: ``jit(vmap(update))`` alone on sampled batches of 32 episodes, scanned
+  ``--updates`` times in one call (so dispatch is not timed), per update (all seeds together).
+* **update share**: updates x ms per update / chunk wall time, i.e. how much of training is
+  the gradient step (the rest: rollouts, buffer, evaluation).
+* **peak RSS** of the process after the learner's runs (ru_maxrss, cumulative).
+
+EPyMARL (issue 6, one thread per run; this machine kind runs two at once, one per core):
+IQL (GRU 128) 690 env steps/s and 43 ms per update, VDN (GRU 64) 1,000 and 22 ms, QMIX (GRU 64)
+920 and 27 ms, so the whole machine does 2x those env steps/s.
+
+Run: ``.venv/bin/python benchmarks/bench_value_decomposition.py`` (a few minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import time
+
+import jax
+import numpy as np
+
+from netmarl.algos.value_decomposition import ValueDecomposition, ValueDecompositionConfig
+from netmarl.buffers import buffer_sample
+from netmarl.envs import make_env
+
+TASK = "Foraging-8x8-2p-2f-v3"
+# name -> (algo, config overrides, EPyMARL env steps/s of one run, EPyMARL ms per update)
+LEARNERS = {
+    "IQL (GRU 128)": ("iql", {"hidden": 128, "share_params": True}, 690.0, 43.0),
+    "VDN (GRU 64)": ("vdn_ps", {"hidden": 64}, 1000.0, 22.0),
+    "QMIX (GRU 64)": ("qmix", {"hidden": 64}, 920.0, 27.0),
+}
+TARGETS = {"IQL (GRU 128)": 2.5, "VDN (GRU 64)": 5.0, "QMIX (GRU 64)": 5.0}
+
+
+def build(algo: str, overrides: dict) -> ValueDecomposition:
+    env = make_env("lbf", task=TASK)
+    return ValueDecomposition(algo, env, 0.99, ValueDecompositionConfig(**overrides), None)
+
+
+def time_training(vd: ValueDecomposition, seeds: int, chunk_steps: int, chunks: int, eval_eps: int):
+    """(env steps/s over seeds, seconds per chunk, compile seconds)."""
+    trainer = vd.learner().trainer(chunk_steps, eval_eps)
+    keys = jax.random.split(jax.random.key(0), seeds)
+    state = jax.jit(jax.vmap(trainer.init))(keys)
+    chunk = jax.jit(jax.vmap(trainer.chunk))
+    t0 = time.perf_counter()
+    state, metrics = chunk(state)  # compile + warm-up (fills the buffer past one batch)
+    jax.block_until_ready(metrics)
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(chunks):
+        state, metrics = chunk(state)
+        jax.device_get(metrics)  # the driver fetches metrics after every chunk
+    wall = time.perf_counter() - t0
+    return seeds * chunk_steps * chunks / wall, wall / chunks, compile_s, state
+
+
+def time_updates(vd: ValueDecomposition, state, updates: int) -> float:
+    """Milliseconds per update (all seeds together), updates scanned inside one call."""
+    learn, buffer = state.learner.learn, state.learner.buffer
+    batch_size = vd.config.batch_size
+
+    def many(learn, buffer, key):
+        def body(learn, k):
+            k_sample, k_update = jax.random.split(k)
+            batch = buffer_sample(buffer, k_sample, batch_size)
+            learn, metrics = vd.update(learn, batch, k_update)
+            return learn, metrics["loss"]
+
+        return jax.lax.scan(body, learn, jax.random.split(key, updates))
+
+    seeds = jax.tree.leaves(learn)[0].shape[0]
+    fn = jax.jit(jax.vmap(many))
+    keys = jax.random.split(jax.random.key(1), seeds)
+    jax.block_until_ready(fn(learn, buffer, keys))  # compile
+    best = np.inf
+    for _ in range(2):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(learn, buffer, keys))
+        best = min(best, time.perf_counter() - t0)
+    return 1000 * best / updates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 10])
+    parser.add_argument("--chunk-steps", type=int, default=5000, help="env steps per chunk")
+    parser.add_argument("--chunks", type=int, default=2, help="timed chunks")
+    parser.add_argument("--eval-episodes", type=int, default=32)
+    parser.add_argument("--updates", type=int, default=50, help="updates per update timing")
+    parser.add_argument("--learners", nargs="+", default=list(LEARNERS), choices=list(LEARNERS))
+    args = parser.parse_args()
+
+    print(f"# {platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__}, {TASK}")
+    print(f"# load average at start: {os.getloadavg()[0]:.2f}")
+    header = (
+        "| learner | seeds | env steps/s | vs EPyMARL machine | target | ms/update (all seeds) "
+        "| ms/update/seed | update share | compile s | peak RSS MB |"
+    )
+    print(header)
+    print("|" + "---|" * 10)
+    for name in args.learners:
+        algo, overrides, epy_steps, _ = LEARNERS[name]
+        vd = build(algo, overrides)
+        for seeds in args.seeds:
+            sps, chunk_s, compile_s, state = time_training(
+                vd, seeds, args.chunk_steps, args.chunks, args.eval_episodes
+            )
+            ms = time_updates(vd, state, args.updates)
+            updates_per_chunk = args.chunk_steps // vd.steps_per_iteration
+            share = updates_per_chunk * ms / 1000 / chunk_s
+            machine = 2 * epy_steps  # EPyMARL: two single-threaded runs, one per core
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(
+                f"| {name} | {seeds} | {sps:,.0f} | {sps / machine:.1f}x | {TARGETS[name]}x "
+                f"| {ms:.1f} | {ms / seeds:.2f} | {share:.0%} | {compile_s:.1f} | {rss:,.0f} |",
+                flush=True,
+            )
+    print(f"# load average at end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
