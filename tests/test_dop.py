@@ -95,8 +95,14 @@ def test_td_lambda_target_equals_eq9_written_out(end, terminated):
         np.testing.assert_allclose(float(y[t]), expect, rtol=1e-5, atol=1e-6)
 
 
+# The didactic game with 6 actions per agent (216 joint actions, one pays +10). With the
+# paper's 14 actions (2744) the signal in the local critics, 20 prod_{j != i} pi_j(a*_j), is
+# below their sampling noise for the first thousands of steps, and within 10k steps DOP finds
+# (1, 5, 9) only on some seeds (experiments/RESULTS.md); 6 actions make the test deterministic
+# in outcome, not in luck.
+DIDACTIC_ENV = {"num_actions": 6, "optimal_actions": [1, 3, 5]}
 DIDACTIC_KW = {
-    "epsilon_anneal_steps": 5000,
+    "epsilon_anneal_steps": 2000,
     "target_update_interval": 10,
     "critic_hidden": [64, 64],
     "critic_lr": 1e-3,
@@ -108,26 +114,25 @@ DIDACTIC_KW = {
 @pytest.fixture(scope="module")
 def didactic_run():
     config = RunConfig(
-        algo="dop", env="didactic", seeds=2, steps=10000, eval_every=2000, eval_episodes=2,
-        algo_kwargs=DIDACTIC_KW,
+        algo="dop", env="didactic", env_kwargs=DIDACTIC_ENV, seeds=4, steps=3000,
+        eval_every=1000, eval_episodes=1, algo_kwargs=DIDACTIC_KW,
     )  # fmt: skip
     return train(config, progress=False, write=False)
 
 
-def test_dop_finds_the_plus_10_joint_action_of_the_didactic_game(didactic_run):
+def test_dop_finds_the_plus_10_joint_action_of_a_didactic_game(didactic_run):
     returns = didactic_run.metrics["return"]
     assert (returns[:, 0] == -10).all()  # the initial greedy joint action misses
-    # (1, 5, 9) found; over 8 seeds 6 find it within 10k steps (experiments/RESULTS.md), and
-    # this fixed seed is one of them
-    assert didactic_run.final_return[0] == 10
+    assert (didactic_run.final_return == 10).all(), didactic_run.metrics["return"]
 
 
 def test_dop_local_q_tables_rank_the_optimal_actions_first(didactic_run):
-    env = make_env("didactic")
-    state = jax.tree.map(lambda x: x[0], didactic_run.final_state.learner)  # the seed that won
-    q, k, _ = local_q_table(state, env, tuple(DIDACTIC_KW["critic_hidden"]))
-    assert np.asarray(jnp.argmax(q, axis=-1)).tolist() == [1, 5, 9]  # Fig. 2 right-bottom
-    assert bool(jnp.all(k >= 0)) and abs(float(k.sum()) - 1) < 1e-5
+    env = make_env("didactic", **DIDACTIC_ENV)
+    for seed in range(4):
+        state = jax.tree.map(lambda x, s=seed: x[s], didactic_run.final_state.learner)
+        q, k, _ = local_q_table(state, env, tuple(DIDACTIC_KW["critic_hidden"]))
+        assert np.asarray(jnp.argmax(q, axis=-1)).tolist() == [1, 3, 5]  # Fig. 2 right-bottom
+        assert bool(jnp.all(k >= 0)) and abs(float(k.sum()) - 1) < 1e-5
 
 
 def test_deterministic_dop_learns_continuous_navigation():

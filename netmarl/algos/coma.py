@@ -25,6 +25,7 @@ current policy (pymarl acts in the final state too); env steps per iteration are
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -34,6 +35,7 @@ import optax
 
 from netmarl.algos.base import NeuralLearner, collect_episodes, require_discrete, require_positive
 from netmarl.algos.dop import (
+    CriticMLP,
     Episode,
     RecurrentActors,
     check_optimiser,
@@ -47,7 +49,6 @@ from netmarl.algos.dop import (
 from netmarl.algos.independent_ac import per_agent_init, per_agent_update
 from netmarl.envs.api import AutoReset
 from netmarl.errors import ConfigError
-from netmarl.nets import MLP
 
 Array = jax.Array
 
@@ -88,9 +89,9 @@ class CentralCritic:
         spec = env.spec
         self.n = spec.num_agents
         self.num_actions = spec.num_actions
-        self.state_size = int(jnp.prod(jnp.array(spec.state_shape)))
-        self.obs_size = int(jnp.prod(jnp.array(spec.obs_shape)))
-        self.net = MLP(hidden, spec.num_actions, final_scale=1.0)
+        self.state_size = math.prod(spec.state_shape)
+        self.obs_size = math.prod(spec.obs_shape)
+        self.net = CriticMLP(tuple(hidden), spec.num_actions)
         self.in_size = self.state_size + self.obs_size + self.n * self.num_actions + self.n
 
     def init(self, key: Array) -> Any:

@@ -62,6 +62,7 @@ learned nothing on navigation within 20k steps: the target critic lagged too far
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -212,6 +213,24 @@ class Mixer(nn.Module):
         return k, b
 
 
+class CriticMLP(nn.Module):
+    """Dense-ReLU layers with Flax's default (LeCun-normal) kernels for the wide critics.
+
+    Not :class:`netmarl.nets.MLP`: its orthogonal init (a QR per layer) deadlocked XLA's CPU
+    runtime (jaxlib 0.10.2) when several 256-wide stacked critics were initialised inside one
+    jitted init next to the other parameters; plain Dense init avoids the QR.
+    """
+
+    hidden: tuple[int, ...]
+    out: int
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        for width in self.hidden:
+            x = nn.relu(nn.Dense(width)(x))
+        return nn.Dense(self.out)(x)
+
+
 class CriticParams(NamedTuple):
     local: Any  # [N, ...] one local critic per agent
     mixer: Any
@@ -346,7 +365,7 @@ class RecurrentActors:
         spec = env.spec
         self.num_agents = spec.num_agents
         self.num_actions = spec.num_actions
-        self.obs_size = int(jnp.prod(jnp.array(spec.obs_shape)))
+        self.obs_size = math.prod(spec.obs_shape)
         self.net = GRUAgent(hidden, spec.num_actions)
         self.hidden = hidden
 
@@ -430,9 +449,9 @@ class DecomposedCritic:
     def __init__(self, env: Any, hidden: tuple[int, ...]):
         spec = env.spec
         self.num_agents = spec.num_agents
-        self.state_size = int(jnp.prod(jnp.array(spec.state_shape)))
-        self.obs_size = int(jnp.prod(jnp.array(spec.obs_shape)))
-        self.local = MLP(hidden, spec.num_actions, final_scale=1.0)
+        self.state_size = math.prod(spec.state_shape)
+        self.obs_size = math.prod(spec.obs_shape)
+        self.local = CriticMLP(tuple(hidden), spec.num_actions)
         self.mixer = Mixer(spec.num_agents)
 
     def inputs(self, state: Array, obs: Array) -> Array:
@@ -745,10 +764,10 @@ def make_deterministic_dop(
     n = spec.num_agents
     space = spec.action_space
     action_dim = int(space.shape[0])
-    obs_size = int(jnp.prod(jnp.array(spec.obs_shape)))
-    state_size = int(jnp.prod(jnp.array(spec.state_shape)))
+    obs_size = math.prod(spec.obs_shape)
+    state_size = math.prod(spec.state_shape)
     actor_net = MLP(config.actor_hidden, action_dim, final_scale=0.01)
-    local_net = MLP(config.critic_hidden, 1, final_scale=1.0)
+    local_net = CriticMLP(tuple(config.critic_hidden), 1)
     mixer = Mixer(n)
     actor_tx = rmsprop(config.actor_lr, config)
     critic_tx = rmsprop(config.critic_lr, config)
