@@ -76,8 +76,11 @@ Windows are cut from each rollout (starts 0..rollout-d), so ``rollout >= multi_s
 sample the same minibatch indices (each holds its own copy of the shared transitions and reads
 only its own reward). Adam per agent with per-agent gradient clipping; learning starts after
 ``learning_starts`` windows are stored. Defaults follow the known unofficial settings
-(ALGORITHMS.md): lambda 0.01, 4 dual steps per primal step, lr 3e-4, V and rho 128-64, pi 64,
-buffer 1e5, batch 100.
+(ALGORITHMS.md: lambda 0.01, 4 dual steps per primal step, V and rho 128-64, pi 64, buffer 1e5,
+batch 100) except the step sizes: with one lr 3e-4 for everything the policies barely moved in
+our runs, and with equal primal and dual step sizes (3e-3) V diverged; so V 1e-3, pi and rho
+3e-3 (the dual on the faster time scale), 2 primal-dual steps per 40 env steps, chosen on the
+3-agent, 5-state random networked MDP of the tests.
 
 Metrics: ``v_gap`` is the largest disagreement max_s (max_i V_i(s) - min_i V_i(s)) over the
 states of a minibatch, measured on the agents' values as they enter an update (before
@@ -125,16 +128,16 @@ Array = jax.Array
 class VPConfig:
     num_envs: int = 8
     rollout: int = 5  # env steps per env per iteration (8 x 5 = 40 divides eval_every)
-    updates: int = 1  # primal-dual steps (VP6)-(VP8) per iteration
+    updates: int = 2  # primal-dual steps (VP6)-(VP8) per iteration
     dual_steps: int = 4  # (VP7) steps per primal step
     batch_size: int = 100
     buffer_size: int = 100_000  # windows
     learning_starts: int = 1_000  # windows stored before the first update
     multi_step: int = 1  # d of (VP9)
     entropy: float = 0.01  # lambda
-    lr: float = 3e-4  # primal: V
-    policy_lr: float = 3e-4  # primal: pi [choice: its own step size, the policy moves slower]
-    dual_lr: float = 3e-4  # rho
+    lr: float = 1e-3  # primal: V
+    policy_lr: float = 3e-3  # primal: pi
+    dual_lr: float = 3e-3  # rho: faster than V, or the saddle dynamics diverge
     value_hidden: tuple[int, ...] = (128, 64)
     dual_hidden: tuple[int, ...] = (128, 64)
     policy_hidden: tuple[int, ...] = (64,)
