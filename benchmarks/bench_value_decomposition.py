@@ -12,7 +12,8 @@ Per learner and number of seeds (vmapped in one program, as ``netmarl train`` ru
 * **env steps/s**: the driver's compiled chunk (``jit(vmap(chunk))``: collect one episode,
   store it, one update, repeated; then a greedy evaluation of ``--eval-episodes`` episodes),
   after a warm-up chunk that fills the buffer past one batch; seeds x steps / wall time.
-* **ms per update**: ``jit(vmap(update))`` alone on sampled batches of 32 episodes, scanned
+* **ms per update**: the update alone (as training runs it: seeds one after another, see
+  ``ValueDecomposition._update_per_seed``) on sampled batches of 32 episodes, scanned
   ``--updates`` times in one call (so dispatch is not timed), per update (all seeds together).
 * **update share**: updates x ms per update / chunk wall time, i.e. how much of training is
   the gradient step (the rest: rollouts, buffer, evaluation).
@@ -82,7 +83,7 @@ def time_updates(vd: ValueDecomposition, state, updates: int) -> float:
         def body(learn, k):
             k_sample, k_update = jax.random.split(k)
             batch = buffer_sample(buffer, k_sample, batch_size)
-            learn, metrics = vd.update(learn, batch, k_update)
+            learn, metrics = vd._update_per_seed(learn, batch, k_update)
             return learn, metrics["loss"]
 
         return jax.lax.scan(body, learn, jax.random.split(key, updates))
