@@ -120,8 +120,10 @@ def _print_summary(s: dict[str, Any], run_dir: Any) -> None:
         f"\n{s['algo']} on {s['env']}: {s['seeds']} seeds x {s['steps']:,} steps "
         f"in {s['wall_time_s']:.1f} s ({s['env_steps_per_s']:,.0f} env steps/s)"
     )
+    # tabular learners are scored exactly; neural ones by greedy episodes (team return)
+    kind = "exact" if s["references"] else "greedy"
     print(
-        f"  final exact return  {final['mean']:.4f}  "
+        f"  final {kind} return {final['mean']:>7.4f}  "
         f"(95% CI {final['ci95'][0]:.4f} .. {final['ci95'][1]:.4f})"
     )
     for name, value in s["references"].items():
