@@ -22,9 +22,10 @@ from netmarl.envs import evaluate_product_policy, make_env
 from netmarl.errors import ConfigError, LocalityViolation
 from netmarl.network import audit_locality, make_network
 
-# [workaround] On this 2-core machine XLA:CPU's asynchronous dispatch sometimes deadlocks
-# (every thread idle, the host waiting for a result that never comes) on these learners'
-# compiled chunks; synchronous dispatch avoids it and changes no result.
+# [workaround] On the 2-core development machine XLA:CPU executions of these learners
+# occasionally deadlocked (every thread idle, the host waiting for a result); synchronous
+# dispatch made it rarer, OPENBLAS_NUM_THREADS=1 avoided it in our runs (the orthogonal init
+# of nets.MLP calls LAPACK). Synchronous dispatch changes no result.
 jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 GAMMA = 0.9
