@@ -24,17 +24,24 @@ MASKED_LOGIT = -1e9
 
 
 class MLP(nn.Module):
-    """Dense layers with ReLU between them; ``out`` outputs (no final activation)."""
+    """Dense layers with ReLU between them; ``out`` outputs (no final activation).
+
+    He-normal hidden layers and a last layer with variance ``final_scale^2 / fan_avg`` (a
+    small ``final_scale`` starts a policy near uniform). [workaround] Not the orthogonal init
+    of CleanRL: its QR decomposition, vmapped over seeds inside a jitted init, deadlocked
+    XLA:CPU (jaxlib 0.10.2) on the 2-core machine several times; normals need no LAPACK.
+    """
 
     hidden: Sequence[int]
     out: int
-    final_scale: float = 1.0  # scales the orthogonal init of the last layer
+    final_scale: float = 1.0
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         for width in self.hidden:
-            x = nn.relu(nn.Dense(width, kernel_init=nn.initializers.orthogonal(2**0.5))(x))
-        return nn.Dense(self.out, kernel_init=nn.initializers.orthogonal(self.final_scale))(x)
+            x = nn.relu(nn.Dense(width, kernel_init=nn.initializers.he_normal())(x))
+        final = nn.initializers.variance_scaling(self.final_scale**2, "fan_avg", "normal")
+        return nn.Dense(self.out, kernel_init=final)(x)
 
 
 class GRUAgent(nn.Module):
