@@ -22,7 +22,7 @@ The learners differ in the TD error each agent's Q-network is trained on, with
 * **DVDN** (paper 001 sec. 3, heterogeneous agents) — agent i forms its local TD
   ``delta_i = r_i + gamma Q_i^-(...) - Q_i(tau_i, a_i)`` with its OWN reward, then K rounds of
   consensus over the communication graph (eq. 2) give ``x_i ~ mean_j delta_j``, from which
-  ``delta_-i = N x_i - delta_i`` (eq. 4a, detached) and the loss
+  ``delta_-i = N x_i - delta_i`` (eq. 4a, held fixed when differentiating) and the loss
   ``l_i = 1/T sum (delta_i + delta_-i)^2`` (eq. 3). With exact consensus and
   ``r_team = sum_i r_i``, ``delta_i + delta_-i = sum_j delta_j`` is VDN's joint TD, so DVDN's
   gradients equal VDN's [derived; tested]. With K = 0, ``delta_i + delta_-i = N delta_i``: the
@@ -47,9 +47,10 @@ parameters, as EPyMARL does.
 [choice] DVDN (GT): the local gradient is clipped per agent *before* it enters the tracker
 (so the tracker still averages what the agents computed); Adam (per agent) then runs on the
 tracked gradient z_i; all agents start from the same initial parameters (a common seed:
-gradient tracking emulates parameter sharing, whose network starts as one) and see their
-one-hot agent id, as VDN (PS) does. Parameters and tracker are mixed with the same graph
-draws (one key), as in DIGing.
+gradient tracking emulates parameter sharing, whose network starts as one). Parameters and
+tracker are mixed with the same graph draws (one key), as in DIGing.
+[choice] Every learner appends the agent's one-hot id to its observation (``obs_agent_id``,
+EPyMARL's default); for VDN (PS) and DVDN (GT) it is what lets identical weights act apart.
 [choice] Losses are means over valid steps: IQL and DVDN per agent (``l_i``, the agents'
 losses are summed, which leaves every agent its own gradient), VDN and QMIX over the joint TD.
 """
