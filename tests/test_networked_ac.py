@@ -22,12 +22,6 @@ from netmarl.envs import evaluate_product_policy, make_env
 from netmarl.errors import ConfigError, LocalityViolation
 from netmarl.network import audit_locality, make_network
 
-# [workaround] On the 2-core development machine XLA:CPU executions of these learners
-# occasionally deadlocked (every thread idle, the host waiting for a result); synchronous
-# dispatch made it rarer, OPENBLAS_NUM_THREADS=1 avoided it in our runs (the orthogonal init
-# of nets.MLP calls LAPACK). Synchronous dispatch changes no result.
-jax.config.update("jax_cpu_enable_async_dispatch", False)
-
 GAMMA = 0.9
 
 

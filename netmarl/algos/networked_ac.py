@@ -85,6 +85,7 @@ from netmarl.envs.api import AutoReset, TimeStep
 from netmarl.envs.tabular import joint_actions, joint_index
 from netmarl.errors import ConfigError
 from netmarl.nets import (
+    MLP,
     categorical_entropy,
     categorical_log_prob,
     init_stacked,
@@ -141,7 +142,7 @@ class Critic(nn.Module):
                 x = jnp.outer(x, a).reshape(-1)
             return nn.Dense(1, kernel_init=nn.initializers.zeros)(x)[0]
         x = state if action is None else jnp.concatenate([state, action])
-        return PlainMLP(tuple(self.hidden), 1)(x)[0]
+        return MLP(tuple(self.hidden), 1)(x)[0]
 
 
 class LocalPolicies:
@@ -159,7 +160,7 @@ class LocalPolicies:
         size = spec.obs_shape if policy_input == "obs" else spec.state_shape
         self.input_size = int(jnp.prod(jnp.array(size)))
         self.state_rank = len(spec.state_shape)
-        self.net = PlainMLP(tuple(hidden), self.num_actions, final_scale=0.01)
+        self.net = MLP(tuple(hidden), self.num_actions, final_scale=0.01)
 
     def init(self, key: Array) -> Any:
         return init_stacked(self.net, key, self.num_agents, jnp.zeros((self.input_size,)))
@@ -214,7 +215,7 @@ class JointPolicy:
             out = self.num_joint
         else:
             out = self.n * self.a
-        self.net = PlainMLP(tuple(hidden), out, final_scale=0.01)
+        self.net = MLP(tuple(hidden), out, final_scale=0.01)
 
     def init(self, key: Array) -> Any:
         return self.net.init(key, jnp.zeros((self.state_size,)))
@@ -245,26 +246,6 @@ class JointPolicy:
         del key
         a = jnp.argmax(self.logits(params, ts.global_state, ts.avail_actions), axis=-1)
         return self.table[a] if self.mode == "joint" else a.astype(jnp.int32)
-
-
-class PlainMLP(nn.Module):
-    """nets.MLP with variance-scaling instead of orthogonal initialisation.
-
-    [workaround] The orthogonal initialiser runs a QR decomposition; vmapped over seeds inside
-    the driver's jitted ``init`` it deadlocked XLA:CPU on the 2-core development machine (as
-    the DOP helper also found), so these learners initialise with He / scaled-Glorot normals.
-    """
-
-    hidden: Sequence[int]
-    out: int
-    final_scale: float = 1.0
-
-    @nn.compact
-    def __call__(self, x: Array) -> Array:
-        for width in self.hidden:
-            x = nn.relu(nn.Dense(width, kernel_init=nn.initializers.he_normal())(x))
-        final = nn.initializers.variance_scaling(self.final_scale**2, "fan_avg", "normal")
-        return nn.Dense(self.out, kernel_init=final)(x)
 
 
 def decayed(base: float, t: Array, power: float, decay_steps: float) -> Array:
