@@ -18,21 +18,22 @@ from netmarl.run.driver import build, train
 
 def test_counterfactual_advantage_equals_eq2_on_a_joint_q_table():
     n, a = 3, 4
-    key_q, key_p, key_a = jax.random.split(jax.random.key(0), 3)
-    table = jax.random.normal(key_q, (a,) * n)  # Q(s, a) for every joint action
-    probs = jax.nn.softmax(jax.random.normal(key_p, (n, a)), axis=-1)
+    rng = np.random.default_rng(0)  # numpy draws: no compile per jax.random call site
+    table = rng.normal(size=(a,) * n).astype(np.float32)  # Q(s, a) for every joint action
+    logits = rng.normal(size=(n, a))
+    probs = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32)
+    advantage = jax.jit(counterfactual_advantage)
     for joint in itertools.product(range(a), repeat=n):
         joint = np.asarray(joint)
         # the critic's output for agent i: Q(s, (a_-i, .)) along agent i's own action
-        q = jnp.stack([table[tuple(np.where(np.arange(n) == i, slice(None), joint))]
-                       for i in range(n)])  # fmt: skip
-        adv = counterfactual_advantage(q, probs, jnp.asarray(joint))
+        q = np.stack([table[tuple(np.where(np.arange(n) == i, slice(None), joint))]
+                      for i in range(n)])  # fmt: skip
+        adv = advantage(q, probs, joint)
         for i in range(n):
             baseline = sum(
-                float(probs[i, b]) * float(table[tuple(np.where(np.arange(n) == i, b, joint))])
-                for b in range(a)
+                probs[i, b] * table[tuple(np.where(np.arange(n) == i, b, joint))] for b in range(a)
             )
-            np.testing.assert_allclose(float(adv[i]), float(table[tuple(joint)]) - baseline,
+            np.testing.assert_allclose(float(adv[i]), table[tuple(joint)] - baseline,
                                        rtol=1e-5, atol=1e-6)  # fmt: skip
 
 
@@ -42,10 +43,11 @@ def test_the_critic_row_of_agent_i_ignores_agent_is_own_action():
     params = critic.init(jax.random.key(1))
     _, ts = env.reset(jax.random.key(0))
     base = jnp.array([0, 1, 2])
-    q = critic(params, ts.global_state, ts.obs, base)
+    apply = jax.jit(critic.__call__)
+    q = apply(params, ts.global_state, ts.obs, base)
     for i in range(3):
         changed = base.at[i].set(4)
-        q2 = critic(params, ts.global_state, ts.obs, changed)
+        q2 = apply(params, ts.global_state, ts.obs, changed)
         np.testing.assert_allclose(q2[i], q[i], rtol=1e-6)  # own action is the output axis
         others = [j for j in range(3) if j != i]
         assert not np.allclose(

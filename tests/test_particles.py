@@ -39,10 +39,11 @@ def test_aggregation_moves_exactly_like_navigation():
     nav = CooperativeNavigation(num_agents=5, continuous=True)
     state, _ = agg.reset(key)
     nav_state = NavigationState(state.agent_pos, state.agent_vel, jnp.zeros((5, 2)), jnp.int32(0))
+    agg_step, nav_step = jax.jit(agg.step), jax.jit(nav.step)  # one compile, not one per op
     for t in range(10):
         a = jax.random.uniform(jax.random.fold_in(key, t), (5, 5))
-        state, _ = agg.step(key, state, a)
-        nav_state, _ = nav.step(key, nav_state, a)
+        state, _ = agg_step(key, state, a)
+        nav_state, _ = nav_step(key, nav_state, a)
         np.testing.assert_array_equal(state.agent_pos, nav_state.agent_pos)
         np.testing.assert_array_equal(state.agent_vel, nav_state.agent_vel)
 
@@ -55,24 +56,25 @@ def _agg_state(agent_pos, landmark=(0.0, 0.0), t=0):
 
 def test_aggregation_rewards():
     env = Aggregation(num_agents=5, continuous=True, success_radius=0.4)
+    step = jax.jit(env.step)
     still = jnp.zeros((5, 5))
     ring = 0.3 * np.stack([np.cos(np.arange(5) * 1.2566), np.sin(np.arange(5) * 1.2566)], 1)
     # all five within 0.4 of the landmark: +10 and the episode ends
-    _, ts = env.step(None, _agg_state(ring), still)
+    _, ts = step(None, _agg_state(ring), still)
     assert float(ts.team_reward) == 10.0 and bool(ts.terminated) and bool(ts.done)
     # one agent away: nothing, the episode goes on
     far = ring.copy()
     far[4] = [0.9, 0.9]
-    _, ts = env.step(None, _agg_state(far), still)
+    _, ts = step(None, _agg_state(far), still)
     assert float(ts.team_reward) == 0.0 and not bool(ts.done)
     # ... until the 25th step: -10, a terminal payoff
-    _, ts = env.step(None, _agg_state(far, t=24), still)
+    _, ts = step(None, _agg_state(far, t=24), still)
     assert float(ts.team_reward) == -10.0 and bool(ts.terminated)
 
 
 def test_aggregation_reset_distribution():
     env = Aggregation()
-    states, ts = jax.vmap(env.reset)(jax.random.split(jax.random.key(0), 2000))
+    states, ts = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.key(0), 2000))
     pos = np.asarray(states.agent_pos)
     lm = np.asarray(states.landmark_pos)
     assert lm.shape == (2000, 1, 2)
@@ -86,9 +88,10 @@ def test_aggregation_reset_distribution():
 
 def _mill_run(env, pushes, steps):
     state, _ = env.reset(jax.random.key(0))
+    step = jax.jit(lambda state: env.step(None, state, pushes))
     out = []
     for _ in range(steps):
-        state, ts = env.step(None, state, pushes)
+        state, ts = step(state)
         out.append((float(state.omega), float(ts.team_reward), bool(ts.terminated)))
         if ts.done:
             break
@@ -115,7 +118,7 @@ def test_mill_dynamics_and_rewards():
 
 def test_mill_reset_and_rim():
     env = Mill()
-    states, ts = jax.vmap(env.reset)(jax.random.split(jax.random.key(1), 500))
+    states, ts = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.key(1), 500))
     phi = np.asarray(states.phi)
     assert phi.min() >= 0 and phi.max() < 2 * np.pi and phi.std() > 1.5
     assert np.all(np.asarray(states.omega) == 0)
