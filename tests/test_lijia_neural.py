@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 from netmarl.algos.base import collect
 from netmarl.algos.lijia_neural import (
@@ -39,14 +40,17 @@ def nav(num_agents: int):
 def filled(alg: Algorithm2, key: jax.Array):
     """A state whose buffers hold experiences of the initial policies, and new actors that
     differ from the behaviour ones (so every beta^i_e is non-zero)."""
-    state = alg.init(key)
-    runner, steps = collect(alg.env, alg.act, state.agents.actor, state.runner, key, 8)
-    buffers = jax.vmap(buffer_add)(state.buffers, alg.experiences(steps))
-    noise = lambda k, p: p + 0.05 * jax.random.normal(k, p.shape)  # noqa: E731
-    leaves, tree = jax.tree.flatten(state.agents.actor)
-    keys = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
-    actors = jax.tree.unflatten(tree, [noise(k, p) for k, p in zip(keys, leaves, strict=True)])
-    return state._replace(buffers=buffers, runner=runner), actors
+
+    @jax.jit  # one compile instead of op-by-op dispatch
+    def fill(key: jax.Array):
+        state = alg.init(key)
+        runner, steps = collect(alg.env, alg.act, state.agents.actor, state.runner, key, 8)
+        buffers = jax.vmap(buffer_add)(state.buffers, alg.experiences(steps))
+        flat, unravel = ravel_pytree(state.agents.actor)
+        actors = unravel(flat + 0.05 * jax.random.normal(jax.random.fold_in(key, 1), flat.shape))
+        return state._replace(buffers=buffers, runner=runner), actors
+
+    return fill(key)
 
 
 def exact_log_weights(alg: Algorithm2, actors, buffers) -> np.ndarray:
@@ -57,6 +61,13 @@ def exact_log_weights(alg: Algorithm2, actors, buffers) -> np.ndarray:
     )
     beta = np.asarray(beta)[:, : int(buffers.size[0])]
     return beta.sum(0, keepdims=True) - beta
+
+
+def per_agent_vector(tree):
+    """Each agent's slice of a pytree with a leading agent axis as one flat vector [N, P]: the
+    locality audit then draws one random cotangent, not one per leaf (each threefry draw
+    costs about a second of XLA:CPU compile)."""
+    return jax.vmap(lambda t: ravel_pytree(t)[0])(tree)
 
 
 def test_log_prob_matches_the_reparameterised_sampler():
@@ -115,7 +126,7 @@ def _update_fn(alg: Algorithm2, state):
     def update(inputs):
         agents, buffers = inputs
         agents, buffers, _, _ = alg.update(agents, buffers, key)
-        return agents, buffers.data
+        return per_agent_vector((agents, buffers.data))
 
     return update, (state.agents, state.buffers)
 
@@ -148,7 +159,7 @@ def test_no_policy_parameters_reach_another_agent():
 
     def params_only(inputs):
         agents, _, _, _ = alg.update(inputs[0], inputs[1], key)
-        return agents.actor, agents.critic, agents.target_critic
+        return per_agent_vector((agents.actor, agents.critic, agents.target_critic))
 
     def messages(actor):
         _, buffers, _, _ = alg.update(state.agents._replace(actor=actor), state.buffers, key)
@@ -160,7 +171,7 @@ def test_no_policy_parameters_reach_another_agent():
     # x does carry (a function of) the neighbours' policies: that is the consensus
     s_x = sensitivity_matrix(messages, state.agents.actor)
     assert np.all(s_x[~np.eye(n, dtype=bool)] > 0)
-    _, _, stats, _ = alg.update(state.agents, state.buffers, key)
+    _, _, stats, _ = jax.jit(alg.update)(state.agents, state.buffers, key)
     floats_per_message = float(stats.floats_sent) / float(stats.messages)
     assert floats_per_message == TINY.buffer_size  # one scalar per experience slot
     num_params = sum(p.size for p in jax.tree.leaves(state.agents.actor)) // n

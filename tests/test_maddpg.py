@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 from netmarl.algos.base import collect
 from netmarl.algos.maddpg import MADDPG, MADDPGConfig, make_maddpg
@@ -88,9 +89,10 @@ def test_actor_i_follows_critic_i_alone(continuous):
     key = jax.random.key(3)
 
     def actor_grads(critics):
-        return jax.grad(lambda a: alg.actor_loss(a, critics, batch, avail, key)[0])(
+        grads = jax.grad(lambda a: alg.actor_loss(a, critics, batch, avail, key)[0])(
             state.params.actor
         )
+        return jax.vmap(lambda g: ravel_pytree(g)[0])(grads)  # one cotangent draw, not one per leaf
 
     s = sensitivity_matrix(actor_grads, state.params.critic)
     n = alg.num_agents

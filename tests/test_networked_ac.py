@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 from netmarl.algos.base import Step
 from netmarl.algos.networked_ac import (
@@ -44,6 +45,13 @@ def fake_batch(env, key, size: int = 6) -> Step:
         jax.random.uniform(k[3], (size, n), maxval=4.0), jnp.zeros((size,)), next_obs, nexts,
         avail, jnp.zeros((size,), bool), jnp.zeros((size,), bool), (),
     )  # fmt: skip
+
+
+def per_agent_vector(tree):
+    """Each agent's slice of a pytree with a leading agent axis as one flat vector [N, P]: the
+    locality audit then draws one random cotangent, not one per leaf (each threefry draw
+    costs about a second of XLA:CPU compile)."""
+    return jax.vmap(lambda t: ravel_pytree(t)[0])(tree)
 
 
 def test_linear_algorithm1_step_is_lines_a1_1_to_a1_6():
@@ -85,7 +93,8 @@ def test_networked_ac_update_is_local(algorithm, critic):
             actor=inputs["actor"], critic=inputs["critic"], reward_model=inputs["model"]
         )
         new, _ = update(s, b, jax.random.key(3))
-        return {"actor": new.actor, "critic": new.critic, "model": new.reward_model, "mu": new.mu}
+        new = {"actor": new.actor, "critic": new.critic, "model": new.reward_model, "mu": new.mu}
+        return per_agent_vector(new)
 
     inputs = {
         "actor": state.actor,
