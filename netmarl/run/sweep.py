@@ -96,6 +96,26 @@ def plan(config: SweepConfig) -> list[Cell]:
     return cells
 
 
+def _share_compile_cache(settings: dict[str, Any]) -> None:
+    """Worker initializer: use the parent's persistent XLA cache, so a cell compiled before
+    (by the parent or another worker) is not compiled again."""
+    import jax
+
+    for name, value in settings.items():
+        jax.config.update(name, value)
+
+
+def _compile_cache_settings() -> dict[str, Any]:
+    import jax
+
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    return (
+        {name: getattr(jax.config, name) for name in names}
+        if jax.config.jax_compilation_cache_dir
+        else {}
+    )
+
+
 def _run_cell(
     config_dict: dict[str, Any], progress: bool = False
 ) -> tuple[list[int], list[list[float]], dict]:
@@ -135,7 +155,12 @@ def run_sweep(path: str | Path, *, progress: bool = True, force: bool = False) -
 
     if config.processes > 1 and len(todo) > 1:
         # spawn, not fork: JAX's runtime is not fork-safe
-        with ProcessPoolExecutor(config.processes, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            config.processes,
+            mp_context=get_context("spawn"),
+            initializer=_share_compile_cache,
+            initargs=(_compile_cache_settings(),),
+        ) as pool:
             futures = {i: pool.submit(_run_cell, to_dict(cells[i].config)) for i in todo}
             for i, future in futures.items():
                 record(i, future.result())
