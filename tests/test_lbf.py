@@ -248,7 +248,6 @@ def test_episode_limit_and_autoreset_scan():
     from netmarl.envs.api import AutoReset
 
     env = AutoReset(LevelBasedForaging.from_task_id("Foraging-5x5-2p-1f-v3"))
-    state, ts = env.reset(jax.random.key(0))
 
     def body(carry, key):
         state = carry
@@ -257,7 +256,12 @@ def test_episode_limit_and_autoreset_scan():
         state, ts = env.step(k2, state, actions)
         return state, ts.done
 
-    _, dones = jax.lax.scan(body, state, jax.random.split(jax.random.key(1), 120))
+    @jax.jit
+    def episode_ends(key):
+        state, _ = env.reset(key)
+        return jax.lax.scan(body, state, jax.random.split(jax.random.key(1), 120))[1]
+
+    dones = episode_ends(jax.random.key(0))
     assert dones.sum() >= 2  # no LOAD: episodes end only at the 50-step limit
     assert np.flatnonzero(np.asarray(dones))[:2].tolist() == [49, 99]
 
@@ -276,7 +280,7 @@ def test_make_env_with_task():
 def test_vmapped_step():
     env = LevelBasedForaging.from_task_id("Foraging-8x8-3p-2f-v3")
     keys = jax.random.split(jax.random.key(2), 16)
-    states, ts = jax.vmap(env.reset)(keys)
+    states, ts = jax.jit(jax.vmap(env.reset))(keys)  # jitted: eager dispatch compiles per op
     actions = jax.random.randint(jax.random.key(3), (16, 3), 0, 6)
     states, ts = jax.jit(jax.vmap(env.step))(keys, states, actions)
     assert ts.obs.shape == (16, 3, 15) and ts.global_state.shape == (16, 15)

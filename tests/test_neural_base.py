@@ -35,12 +35,13 @@ def _random_act(env):
 
 
 def test_collect_episodes_masks_the_steps_after_an_episode_ends():
-    env = make_env("lbf", task="Foraging-5x5-2p-1f-v3")
-    steps, filled = collect_episodes(env, _random_act(env), None, jax.random.key(3), 64)
+    env = make_env("hallway", num_agents=2, lengths=3)
+    collect = jax.jit(lambda key: collect_episodes(env, _random_act(env), None, key, 64))
+    steps, filled = collect(jax.random.key(3))
     limit = env.spec.episode_limit
     assert filled.shape == (limit, 64) and steps.rewards.shape == (limit, 64, 2)
     ended_early = np.asarray(~filled[-1])
-    assert ended_early.any()  # some random episodes collect the food before step 50
+    assert ended_early.any() and not ended_early.all()  # some random walkers reach g
     filled = np.asarray(filled)
     for e in range(64):
         n = filled[:, e].sum()
@@ -124,3 +125,17 @@ def test_eval_every_must_fit_whole_iterations():
     config = RunConfig(algo="independent_ac", env="hallway", steps=1000, eval_every=300)
     with pytest.raises(ConfigError, match="multiple of 200"):
         train(config, progress=False, write=False)
+
+
+def test_chunk_output_state_has_the_types_of_the_initial_state():
+    """A weakly-typed leaf in the initial state (``jnp.full(shape, -0.5)``) used to make
+    ``jit(chunk)`` compile twice: once for init's state, once for every later one."""
+    from netmarl.run.driver import build, make_trainer
+
+    config = RunConfig(algo="independent_ac", env="hallway", steps=400, eval_every=200)
+    trainer = make_trainer(build(config))
+    state = jax.eval_shape(trainer.init, jax.random.key(0))
+    after = jax.eval_shape(trainer.chunk, state)[0]
+    assert jax.tree.structure(state) == jax.tree.structure(after)
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(after), strict=True):
+        assert (a.shape, a.dtype, a.weak_type) == (b.shape, b.dtype, b.weak_type)

@@ -41,6 +41,21 @@ class Trainer(NamedTuple):
     params: Callable[[Any], Any]
 
 
+def strong_types(tree: Any) -> Any:
+    """``tree`` without weakly-typed leaves (e.g. ``jnp.full(shape, 0.5)``).
+
+    A chunk's output state is strongly typed, so a weakly-typed initial state would make
+    ``jit(chunk)`` compile twice: once for the initial state and once for every later one.
+    """
+
+    def strong(x: Any) -> Any:
+        if getattr(x, "weak_type", False):
+            return jax.lax.convert_element_type(x, x.dtype)
+        return x
+
+    return jax.tree.map(strong, tree)
+
+
 class Policy(NamedTuple):
     """An acting policy for one environment: ``carry = init_carry()`` at every episode start,
     ``actions, carry = act(params, carry, ts, key)`` each step (``carry`` is ``()`` for
@@ -84,7 +99,8 @@ class NeuralLearner(NamedTuple):
 
         def init(key: Array) -> NeuralTrainState:
             key_learner, key_run, key_eval = jax.random.split(key, 3)
-            return NeuralTrainState(self.init(key_learner), key_run, key_eval, jnp.int32(0))
+            learner = strong_types(self.init(key_learner))
+            return NeuralTrainState(learner, key_run, key_eval, jnp.int32(0))
 
         def chunk(state: NeuralTrainState) -> tuple[NeuralTrainState, dict[str, Array]]:
             key, key_chunk = jax.random.split(state.key)

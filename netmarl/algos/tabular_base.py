@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from netmarl.algos.base import Trainer
+from netmarl.algos.base import Trainer, strong_types
 from netmarl.envs.tabular import evaluate_joint_policy, evaluate_product_policy
 
 Array = jax.Array
@@ -246,7 +246,7 @@ def tabular_trainer(
     evaluation of its policy after every chunk)."""
     init_fn, chunk_fn = make_trainer(env, learner, steps_per_chunk, gamma)
     return Trainer(
-        init_fn,
+        lambda key: strong_types(init_fn(key)),
         chunk_fn,
         lambda state: learner.evaluate(state.params, gamma).ret,
         lambda state: state.params,
