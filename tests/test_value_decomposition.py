@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +26,7 @@ from netmarl.algos.value_decomposition import (
     VDParams,
     clip_per_agent,
     gru_sequence,
+    linear_epsilon,
 )
 from netmarl.envs import make_env
 from netmarl.errors import ConfigError, LocalityViolation
@@ -57,10 +59,12 @@ def batch_and_params(seed: int = 0) -> tuple[Episodes, VDParams, VDParams]:
     params, target = vd.init_params(k_params), vd.init_params(k_target)
     from netmarl.algos.base import collect_episodes
 
-    steps, filled = collect_episodes(
-        vd.env, vd.act, (params.agent, jnp.float32(1.0)), k_play, 4, vd.init_carry
-    )
-    batch = vd.to_episodes(steps, filled)
+    @jax.jit
+    def play(agent: Any, key: jax.Array) -> Episodes:
+        steps, filled = collect_episodes(vd.env, vd.act, (agent, 1.0), key, 4, vd.init_carry)
+        return vd.to_episodes(steps, filled)
+
+    batch = play(params.agent, k_play)
     rewards = jax.random.normal(k_rew, batch.rewards.shape) * batch.filled[..., None]
     batch = batch._replace(rewards=rewards, team_reward=rewards.sum(-1))
     assert float(batch.filled.sum()) > float(batch.filled.size) / 2  # mostly real steps
@@ -72,37 +76,42 @@ def agent_grads(vd: ValueDecomposition, params: VDParams, target: VDParams, batc
     return grads.agent
 
 
+@functools.cache
+def vdn_grads():
+    """VDN's per-agent gradients on :func:`batch_and_params` (compiled once for all tests)."""
+    return agent_grads(build("vdn"), *batch_and_params()[1:], batch_and_params()[0])
+
+
 # --- networks -------------------------------------------------------------------------------
 
 
 def test_gru_sequence_is_gru_agent_stepped():
-    """The hoisted sequence form computes exactly what stepping GRUAgent does."""
+    """The hoisted sequence form computes exactly what stepping GRUAgent does, and its
+    hand-written backward pass the gradients autodiff gives the stepped GRUAgent."""
     net = GRUAgent(8, 5)
-    params = net.init(jax.random.key(0), jnp.zeros(8), jnp.zeros(7))
+    params = jax.jit(net.init)(jax.random.key(0), jnp.zeros(8), jnp.zeros(7))
     x = jax.random.normal(jax.random.key(1), (6, 3, 7))
-    fast = gru_sequence(params, x, jnp.zeros((3, 8)))
-
-    def step(h, xt):
-        h, q = net.apply(params, h, xt)
-        return h, q
-
-    _, slow = jax.lax.scan(step, jnp.zeros((3, 8)), x)
-    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
-
-    # the hand-written backward pass against autodiff of the stepped GRUAgent
     h0 = jax.random.normal(jax.random.key(3), (3, 8))
-    w = jax.random.normal(jax.random.key(2), fast.shape)
+    w = jax.random.normal(jax.random.key(2), (6, 3, 5))
 
     def stepped(params, x, h0):
-        return jnp.sum(jax.lax.scan(lambda h, xt: net.apply(params, h, xt), h0, x)[1] * w)
+        return jax.lax.scan(lambda h, xt: net.apply(params, h, xt), h0, x)[1]
 
-    def hoisted(params, x, h0):
-        return jnp.sum(gru_sequence(params, x, h0) * w)
+    @jax.jit  # one compiled program for the four results
+    def compare(params, x, h0):
+        def loss(f):
+            return lambda *a: jnp.sum(f(*a) * w)
 
-    want = jax.grad(stepped, argnums=(0, 1, 2))(params, x, h0)
-    got = jax.grad(hoisted, argnums=(0, 1, 2))(params, x, h0)
+        values = gru_sequence(params, x, h0), stepped(params, x, h0)
+        grads = [jax.grad(loss(f), argnums=(0, 1, 2))(params, x, h0)
+                 for f in (gru_sequence, stepped)]  # fmt: skip
+        return values, grads
+
+    (fast, slow), (got, want) = compare(params, x, h0)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
     for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+    assert min(float(jnp.abs(g).max()) for g in jax.tree.leaves(want)) > 1e-3  # all reached
 
 
 # --- exact identities (paper 001 eq. 2-3 against eq. 1) ---------------------------------------
@@ -114,7 +123,7 @@ def test_gru_sequence_is_gru_agent_stepped():
 def test_dvdn_with_exact_consensus_has_vdn_gradients(graph, rounds):
     batch, params, target = batch_and_params()
     network = make_network(graph, num_agents=4, rounds=rounds)
-    vdn = agent_grads(build("vdn"), params, target, batch)
+    vdn = vdn_grads()
     dvdn = agent_grads(build("dvdn", network=network), params, target, batch)
     for a, b in zip(jax.tree.leaves(vdn), jax.tree.leaves(dvdn), strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
@@ -125,7 +134,7 @@ def test_dvdn_with_one_round_on_a_ring_is_not_vdn():
     """The identity needs consensus: one round on a ring leaves a visible difference."""
     batch, params, target = batch_and_params()
     network = make_network("ring", num_agents=4, rounds=1)
-    vdn = agent_grads(build("vdn"), params, target, batch)
+    vdn = vdn_grads()
     dvdn = agent_grads(build("dvdn", network=network), params, target, batch)
     pairs = zip(jax.tree.leaves(vdn), jax.tree.leaves(dvdn), strict=True)
     diff = max(float(jnp.abs(a - b).max()) for a, b in pairs)
@@ -233,13 +242,18 @@ def test_a_huge_gradient_at_one_agent_leaves_the_others_alone(algo):
 
 # --- learning -------------------------------------------------------------------------------
 
-# A small task every learner improves on within 20k steps. gamma 0.9, a faster target copy
+# A small task every learner improves on within 30k steps (the shared-weight ones, vdn_ps and
+# dvdn_gt, are the slowest). gamma 0.9, a faster target copy
 # and lr 1e-3 (not EPyMARL's 0.99 / 200 / 5e-4, made for 2M steps) keep the short runs stable.
 LEARN = ValueDecompositionConfig(
     hidden=32, lr=1e-3, buffer_size=500, batch_size=16, epsilon_anneal_steps=5_000,
     target_update_interval=50,
 )  # fmt: skip
 LEARN_GAMMA = 0.9
+LEARN_ITERATIONS = 1_500  # episodes of 20 steps: 30k environment steps
+EVAL_EVERY, EVAL_EPISODES = 250, 32
+SEEDS = 2
+GREEDY = np.float32(0.0)  # epsilon, float32 as in training: the same compiled rollout
 
 
 @functools.cache
@@ -247,41 +261,80 @@ def learning_task():
     return make_env("lbf", task="Foraging-6x6-2p-1f-v3", episode_limit=20)
 
 
-def train_returns(algo: str, steps: int, chunks: int, seeds: int = 2) -> np.ndarray:
-    env = learning_task()
+@functools.cache
+def learning_curve(algo: str) -> np.ndarray:
+    """Mean greedy team return of each seed every 5k steps: [seeds, evaluations] (column 0:
+    before training).
+
+    The iteration is ``rollout`` then ``learn_step`` (what :meth:`ValueDecomposition.iteration`
+    composes), each jitted on its own and driven from Python, seed after seed: the rollout of
+    the learners with per-agent networks (iql, vdn, dvdn, dvdn_gt) compiles to the same
+    program, which the persistent compilation cache then serves, and the greedy evaluation
+    reuses it with epsilon 0 (one fused program per learner, vmapped over seeds, took ~3x as
+    long to compile). Keys and epsilons are prepared on the host: an iteration is two calls.
+    """
     network = make_network("complete", num_agents=2) if algo in ("dvdn", "dvdn_gt") else None
-    learner = ValueDecomposition(algo, env, LEARN_GAMMA, LEARN, network).learner()
-    trainer = learner.trainer(steps // chunks, eval_episodes=32)
-    state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), seeds))
-    chunk = jax.jit(jax.vmap(trainer.chunk))
-    curve = []
-    for _ in range(chunks):
-        state, metrics = chunk(state)
-        curve.append(np.asarray(metrics["return"]))
-    return np.stack(curve, axis=1)  # [seeds, chunks]
+    vd = ValueDecomposition(algo, learning_task(), LEARN_GAMMA, LEARN, network)
+    rollout, learn_step = compiled_steps(vd)
+    # the epsilon schedule at every possible step count, computed once (no eager op per step)
+    epsilons = np.asarray(linear_epsilon(LEARN, jnp.arange(LEARN_ITERATIONS * 20 + 1)), np.float32)
+    curves = []
+    for seed in range(SEEDS):
+        state = vd.init(jax.random.key(seed))  # eager: its small kernels are shared
+        learn, buffer, t_env = state.learn, state.buffer, 0
+        keys = key_data(10 + seed, (LEARN_ITERATIONS, 3))
+        eval_keys = key_data(20 + seed, (LEARN_ITERATIONS // EVAL_EVERY + 1, EVAL_EPISODES))
+
+        def greedy_return(agent: Any, keys: np.ndarray) -> float:
+            return float(np.mean([rollout(agent, GREEDY, k)[2] for k in keys]))
+
+        curve = [greedy_return(learn.params.agent, eval_keys[0])]
+        for i in range(LEARN_ITERATIONS):
+            episodes, taken, _ = rollout(learn.params.agent, epsilons[t_env], keys[i, 0])
+            learn, buffer, _ = learn_step(learn, buffer, episodes, keys[i, 1], keys[i, 2])
+            t_env += int(taken)
+            if (i + 1) % EVAL_EVERY == 0:
+                curve.append(greedy_return(learn.params.agent, eval_keys[(i + 1) // EVAL_EVERY]))
+        curves.append(curve)
+    return np.array(curves)
+
+
+def key_data(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    return np.asarray(jax.random.key_data(jax.random.split(jax.random.key(seed), shape)))
+
+
+def compiled_steps(vd: ValueDecomposition):
+    """``rollout(params, epsilon, key data)`` and ``learn_step(learn, buffer, episodes, key
+    data, key data)`` jitted; keys are raw uint32 data (no eager key operation per call)."""
+    wrap = jax.random.wrap_key_data
+
+    def rollout(agent, epsilon, k):
+        return vd.rollout(agent, epsilon, wrap(k))
+
+    def learn_step(learn, buffer, episodes, k_sample, k_update):
+        return vd.learn_step(learn, buffer, episodes, wrap(k_sample), wrap(k_update))
+
+    # donate the buffer: it is updated in place
+    return jax.jit(rollout), jax.jit(learn_step, donate_argnums=1)
 
 
 @functools.cache
 def random_return() -> float:
-    """Mean team return of the uniform policy (0.28 on this task)."""
-    from netmarl.algos.base import collect_episodes
-
-    env = learning_task()
-
-    def act(params, carry, ts, key):
-        return jax.random.categorical(key, jnp.where(ts.avail_actions, 0.0, -jnp.inf)), carry, ()
-
-    steps, _ = collect_episodes(env, act, (), jax.random.key(0), 512)
-    return float(steps.team_reward.sum(0).mean())
+    """Mean team return of the uniform policy over available actions (0.28 on this task):
+    the same rollout program with epsilon 1."""
+    vd = ValueDecomposition("iql", learning_task(), LEARN_GAMMA, LEARN)
+    rollout, _ = compiled_steps(vd)
+    params = vd.init_params(jax.random.key(0)).agent
+    uniform = np.float32(1.0)
+    return float(np.mean([rollout(params, uniform, k)[2] for k in key_data(3, (256,))]))
 
 
 @pytest.mark.parametrize("algo", ALGOS)
 def test_learns_small_foraging_task(algo):
     """The maximum average greedy return (paper 001's statistic: mean over seeds, max over
     evaluations every 5k steps) ends well above the uniform policy's."""
-    curve = train_returns(algo, steps=20_000, chunks=4)
-    best = curve.mean(axis=0).max()
-    assert best > max(0.5, 1.75 * random_return()), (curve, random_return())
+    curve = learning_curve(algo).mean(axis=0)
+    assert curve[1:].max() > max(0.5, 1.75 * random_return()), (curve, random_return())
 
 
 # --- bad input ------------------------------------------------------------------------------

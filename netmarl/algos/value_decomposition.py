@@ -697,27 +697,45 @@ class ValueDecomposition:
         """Collect ``num_envs`` episodes epsilon-greedily, store them, take one update."""
         k_collect, k_sample, k_update = jax.random.split(key, 3)
         epsilon = linear_epsilon(self.config, state.t_env)
+        episodes, taken, episode_return = self.rollout(state.learn.params.agent, epsilon, k_collect)
+        learn_state, buffer, metrics = self.learn_step(
+            state.learn, state.buffer, episodes, k_sample, k_update
+        )
+        metrics["epsilon"] = epsilon
+        metrics["episode_return"] = episode_return
+        return VDState(learn_state, buffer, state.t_env + taken), metrics
+
+    def rollout(
+        self, agent_params: Any, epsilon: Array, key: Array
+    ) -> tuple[Episodes, Array, Array]:
+        """``num_envs`` fresh episodes, epsilon-greedy: (episodes [E, ...], environment steps
+        actually taken, mean team return). With epsilon 0, the greedy policy's episodes."""
         steps, filled = collect_episodes(
-            self.env, self.act, (state.learn.params.agent, epsilon), k_collect,
-            self.config.num_envs, self.init_carry,
+            self.env, self.act, (agent_params, epsilon), key, self.config.num_envs,
+            self.init_carry,
         )  # fmt: skip
-        buffer = buffer_add(state.buffer, self.to_episodes(steps, filled))
-        t_env = state.t_env + jnp.sum(filled).astype(jnp.int32)
+        episode_return = jnp.sum(steps.team_reward) / self.config.num_envs
+        return self.to_episodes(steps, filled), jnp.sum(filled).astype(jnp.int32), episode_return
+
+    def learn_step(
+        self, learn: LearnState, buffer: ReplayBuffer, episodes: Episodes, k_sample: Array,
+        k_update: Array,
+    ) -> tuple[LearnState, ReplayBuffer, dict[str, Array]]:  # fmt: skip
+        """Store the episodes, then one update on a sampled batch once the buffer holds one."""
+        buffer = buffer_add(buffer, episodes)
         batch = buffer_sample(buffer, k_sample, self.config.batch_size)
         zero = {"q_taken": 0.0, "td_abs": 0.0, "loss": 0.0, "floats_sent": 0.0}
         zero = {k: jnp.float32(v) for k, v in zero.items()}
 
-        def learn(learn: LearnState) -> tuple[LearnState, dict]:
+        def update(learn: LearnState) -> tuple[LearnState, dict]:
             new, metrics = self._update_per_seed(learn, batch, k_update)
             return new, {k: jnp.asarray(metrics[k], jnp.float32) for k in zero}
 
-        learn_state, metrics = jax.lax.cond(
-            buffer_ready(buffer, self.config.batch_size), learn, lambda s: (s, zero), state.learn
+        learn, metrics = jax.lax.cond(
+            buffer_ready(buffer, self.config.batch_size), update, lambda s: (s, zero), learn
         )
-        metrics["epsilon"] = epsilon
-        metrics["episode_return"] = jnp.sum(steps.team_reward) / self.config.num_envs
         metrics["floats_sent"] = metrics["floats_sent"] / self.steps_per_iteration
-        return VDState(learn_state, buffer, t_env), metrics
+        return learn, buffer, metrics
 
     def _update_per_seed(
         self, learn: LearnState, batch: Episodes, key: Array
