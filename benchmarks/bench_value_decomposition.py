@@ -9,21 +9,29 @@ between the agents by default, so the compared learners share too: ``iql`` with
 
 Per learner and number of seeds (vmapped in one program, as ``netmarl train`` runs them):
 
-* **env steps/s**: the driver's compiled chunk (``jit(vmap(chunk))``: collect one episode,
-  store it, one update, repeated; then a greedy evaluation of ``--eval-episodes`` episodes),
-  after a warm-up chunk that fills the buffer past one batch; seeds x steps / wall time.
-* **ms per update**: the update alone (as training runs it: seeds one after another, see
+* **env steps/s (wall)**: the driver's compiled chunk (``jit(vmap(chunk))``: collect one
+  episode, store it, one update, repeated; then a greedy evaluation of ``--eval-episodes``
+  episodes), after a warm-up chunk that fills the buffer past one batch; seeds x steps / wall
+  time. On a machine shared with other jobs this mostly measures the load.
+* **env steps per CPU-s**: the same steps over the CPU time the process used (all threads).
+  Run pinned to one core (``taskset -c 0``) it is what one single-threaded run achieves, the
+  way EPyMARL runs; two such processes, one per core, give twice that on this 2-core machine
+  (**machine est.**, compared with twice EPyMARL's one-run figure).
+* **CPU ms/update/seed**: the update alone (as training runs it: seeds one after another, see
   ``ValueDecomposition._update_per_seed``) on sampled batches of 32 episodes, scanned
-  ``--updates`` times in one call (so dispatch is not timed), per update (all seeds together).
-* **update share**: updates x ms per update / chunk wall time, i.e. how much of training is
-  the gradient step (the rest: rollouts, buffer, evaluation).
+  ``--updates`` times in one call, CPU time per update and seed; **x FLOP floor (1 core)**
+  divides it by the matmul FLOPs of the update at 125 GFLOP/s (one core's half of the
+  issue's 250 GFLOP/s; :func:`update_flops`).
+* **update share (CPU)**: updates x CPU per update / CPU of the chunk, i.e. how much of
+  training is the gradient step (the rest: rollouts, buffer, evaluation).
 * **peak RSS** of the process after the learner's runs (ru_maxrss, cumulative).
 
 EPyMARL (issue 6, one thread per run; this machine kind runs two at once, one per core):
 IQL (GRU 128) 690 env steps/s and 43 ms per update, VDN (GRU 64) 1,000 and 22 ms, QMIX (GRU 64)
 920 and 27 ms, so the whole machine does 2x those env steps/s.
 
-Run: ``.venv/bin/python benchmarks/bench_value_decomposition.py`` (a few minutes).
+Run: ``taskset -c 0 .venv/bin/python benchmarks/bench_value_decomposition.py`` (a few
+minutes; without ``taskset`` XLA uses both cores for the large matmuls).
 """
 
 from __future__ import annotations
@@ -49,6 +57,18 @@ LEARNERS = {
     "QMIX (GRU 64)": ("qmix", {"hidden": 64}, 920.0, 27.0),
 }
 TARGETS = {"IQL (GRU 128)": 2.5, "VDN (GRU 64)": 5.0, "QMIX (GRU 64)": 5.0}
+# issue 6: ~250 GFLOP/s on large float32 matmuls over the 2 cores, so ~125 per core
+PER_CORE_FLOPS = 125e9
+
+
+def update_flops(vd: ValueDecomposition) -> float:
+    """Matmul FLOPs of one update of one seed: agent network forward (online and target)
+    and backward (twice the forward) over batch x (T + 1) steps x N agents; the mixer and
+    the losses are small and left out."""
+    c, h = vd.config, vd.config.hidden
+    per_row = 2 * (vd.in_size * h + 3 * h * h + 3 * h * h + h * vd.num_actions)
+    rows = c.batch_size * (vd.limit + 1) * vd.n
+    return 4 * rows * per_row
 
 
 def build(algo: str, overrides: dict) -> ValueDecomposition:
@@ -57,7 +77,8 @@ def build(algo: str, overrides: dict) -> ValueDecomposition:
 
 
 def time_training(vd: ValueDecomposition, seeds: int, chunk_steps: int, chunks: int, eval_eps: int):
-    """(env steps/s over seeds, seconds per chunk, compile seconds)."""
+    """(env steps/s over seeds, env steps per CPU second, CPU seconds per chunk, compile
+    seconds, state)."""
     trainer = vd.learner().trainer(chunk_steps, eval_eps)
     keys = jax.random.split(jax.random.key(0), seeds)
     state = jax.jit(jax.vmap(trainer.init))(keys)
@@ -66,16 +87,20 @@ def time_training(vd: ValueDecomposition, seeds: int, chunk_steps: int, chunks: 
     state, metrics = chunk(state)  # compile + warm-up (fills the buffer past one batch)
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(chunks):
         state, metrics = chunk(state)
         jax.device_get(metrics)  # the driver fetches metrics after every chunk
-    wall = time.perf_counter() - t0
-    return seeds * chunk_steps * chunks / wall, wall / chunks, compile_s, state
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    steps = seeds * chunk_steps * chunks
+    return steps / wall, steps / cpu, cpu / chunks, compile_s, state
 
 
 def time_updates(vd: ValueDecomposition, state, updates: int) -> float:
-    """Milliseconds per update (all seeds together), updates scanned inside one call."""
+    """CPU milliseconds per update (all seeds together), updates scanned inside one call.
+
+    CPU time (all threads of the process), not wall time: on a shared machine the wall time
+    of a compute-bound call grows with the other jobs' load, its CPU time hardly does."""
     learn, buffer = state.learner.learn, state.learner.buffer
     batch_size = vd.config.batch_size
 
@@ -93,10 +118,10 @@ def time_updates(vd: ValueDecomposition, state, updates: int) -> float:
     keys = jax.random.split(jax.random.key(1), seeds)
     jax.block_until_ready(fn(learn, buffer, keys))  # compile
     best = np.inf
-    for _ in range(2):
-        t0 = time.perf_counter()
+    for _ in range(3):
+        c0 = time.process_time()
         jax.block_until_ready(fn(learn, buffer, keys))
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - c0)
     return 1000 * best / updates
 
 
@@ -111,28 +136,34 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"# {platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__}, {TASK}")
+    print(f"# CPUs this process may use: {sorted(os.sched_getaffinity(0))}")
     print(f"# load average at start: {os.getloadavg()[0]:.2f}")
     header = (
-        "| learner | seeds | env steps/s | vs EPyMARL machine | target | ms/update (all seeds) "
-        "| ms/update/seed | update share | compile s | peak RSS MB |"
+        "| learner | seeds | env steps/s (wall) | env steps per CPU-s | machine est. vs EPyMARL "
+        "| target | CPU ms/update/seed | x FLOP floor (1 core) | update share (CPU) "
+        "| compile s | peak RSS MB |"
     )
     print(header)
-    print("|" + "---|" * 10)
+    print("|" + "---|" * 11)
     for name in args.learners:
         algo, overrides, epy_steps, _ = LEARNERS[name]
         vd = build(algo, overrides)
         for seeds in args.seeds:
-            sps, chunk_s, compile_s, state = time_training(
+            sps, sp_cpu, chunk_cpu, compile_s, state = time_training(
                 vd, seeds, args.chunk_steps, args.chunks, args.eval_episodes
             )
             ms = time_updates(vd, state, args.updates)
             updates_per_chunk = args.chunk_steps // vd.steps_per_iteration
-            share = updates_per_chunk * ms / 1000 / chunk_s
-            machine = 2 * epy_steps  # EPyMARL: two single-threaded runs, one per core
+            share = updates_per_chunk * ms / 1000 / chunk_cpu
+            # EPyMARL: two single-threaded runs, one per core; netmarl likewise as two
+            # processes, each at its env steps per CPU second
+            machine = 2 * sp_cpu / (2 * epy_steps)
+            floor_ms = 1000 * update_flops(vd) / PER_CORE_FLOPS
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(
-                f"| {name} | {seeds} | {sps:,.0f} | {sps / machine:.1f}x | {TARGETS[name]}x "
-                f"| {ms:.1f} | {ms / seeds:.2f} | {share:.0%} | {compile_s:.1f} | {rss:,.0f} |",
+                f"| {name} | {seeds} | {sps:,.0f} | {sp_cpu:,.0f} | {machine:.1f}x "
+                f"| {TARGETS[name]}x | {ms / seeds:.1f} | {ms / seeds / floor_ms:.1f}x "
+                f"| {share:.0%} | {compile_s:.1f} | {rss:,.0f} |",
                 flush=True,
             )
     print(f"# load average at end: {os.getloadavg()[0]:.2f}")
