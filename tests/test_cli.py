@@ -174,3 +174,22 @@ def test_bootstrap_interval_brackets_the_mean():
     np.testing.assert_array_equal(single.low, single.high)
     constant = bootstrap_ci(np.full((5,), 2.0))
     assert float(constant.low) == float(constant.high) == 2.0
+
+
+def test_a_finished_cell_with_tuple_settings_is_recognised(tmp_path):
+    """Default hidden sizes are tuples in the config but lists in the saved YAML; a finished
+    cell must still count as done (it used to be retrained on every rerun)."""
+    from netmarl.algos import get_algo
+    from netmarl.run.driver import _resolved_yaml
+    from netmarl.run.experiment import _load_cell
+
+    run = RunConfig(algo="independent_ac", env="hallway")
+    algo_config = from_dict(get_algo("independent_ac").config_cls, run.algo_kwargs)
+    assert isinstance(algo_config.hidden, tuple)
+    (tmp_path / "config.yaml").write_text(_resolved_yaml(run, algo_config))
+    (tmp_path / "summary.json").write_text("{}")
+    (tmp_path / "metrics.csv").write_text("seed,step,return\n0,0,1.5\n0,200,2.5\n")
+    steps, returns, _ = _load_cell(tmp_path, run)
+    assert steps.tolist() == [0, 200] and returns.tolist() == [[1.5, 2.5]]
+    changed = RunConfig(algo="independent_ac", env="hallway", algo_kwargs={"hidden": [32]})
+    assert _load_cell(tmp_path, changed) is None

@@ -144,6 +144,8 @@ def _load_cell(run_dir: Path, run: RunConfig) -> tuple[np.ndarray, np.ndarray, d
     wanted = to_dict(run)
     spec = get_algo(run.algo)
     wanted["algo_kwargs"] = to_dict(from_dict(spec.config_cls, run.algo_kwargs))
+    # as read back from YAML: tuples (e.g. hidden sizes) come back as lists
+    wanted = json.loads(json.dumps(wanted))
     if any(saved.get(k) != v for k, v in wanted.items()):
         return None
     seeds = cols["seed"].astype(int)
