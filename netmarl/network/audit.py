@@ -58,13 +58,17 @@ def sensitivity_matrix(
                 raise NetworkError(f"update output leaf of shape {o.shape} lacks agent axis {n}")
         onehot = jnp.eye(n)  # cotangent b = (probe, agent i) lives on agent i's slice only
 
-        def cotangent(k: jax.Array, o: jax.Array) -> jax.Array:
-            c = jax.random.normal(k, (num_probes,) + o.shape, o.dtype)
+        # one normal draw for all leaves: each threefry draw costs about a second to compile
+        sizes = [o.size for o in outs]
+        draws = jax.random.normal(key, (num_probes, sum(sizes)))
+        offsets = np.cumsum([0, *sizes])
+
+        def cotangent(o: jax.Array, start: int) -> jax.Array:
+            c = draws[:, start : start + o.size].reshape((num_probes,) + o.shape).astype(o.dtype)
             mask = onehot.reshape((1, n, n) + (1,) * (o.ndim - 1)).astype(o.dtype)
             return (c[:, None] * mask).reshape((num_probes * n,) + o.shape)
 
-        keys = jax.random.split(key, max(len(outs), 1))
-        cts = [cotangent(k, o) for k, o in zip(keys, outs, strict=False)]
+        cts = [cotangent(o, int(start)) for o, start in zip(outs, offsets, strict=False)]
         (grads,) = jax.vmap(vjp_fn)(cts)
         per_leaf = [jnp.abs(g).reshape(num_probes, n, n, -1).sum(-1) for g in grads]
         return sum(per_leaf).max(axis=0)
