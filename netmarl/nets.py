@@ -10,6 +10,7 @@ Distributions are a few lines each (no distrax: it pulls a nightly TensorFlow Pr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,9 +28,8 @@ class MLP(nn.Module):
     """Dense layers with ReLU between them; ``out`` outputs (no final activation).
 
     He-normal hidden layers and a last layer with variance ``final_scale^2 / fan_avg`` (a
-    small ``final_scale`` starts a policy near uniform). [workaround] Not the orthogonal init
-    of CleanRL: its QR decomposition, vmapped over seeds inside a jitted init, deadlocked
-    XLA:CPU (jaxlib 0.10.2) on the 2-core machine several times; normals need no LAPACK.
+    small ``final_scale`` starts a policy near uniform). Not CleanRL's orthogonal init: normals
+    suffice here (see :func:`orthogonal_init` for why a LAPACK QR must stay out of inits).
     """
 
     hidden: Sequence[int]
@@ -44,10 +44,56 @@ class MLP(nn.Module):
         return nn.Dense(self.out, kernel_init=final)(x)
 
 
+def _orthonormal_columns(z: Array) -> Array:
+    """Gram-Schmidt on the columns of ``z`` [rows, cols], rows >= cols, run twice per column
+    ("CGS2": the second pass removes what rounding left of the earlier directions).
+
+    Gram-Schmidt's R has a positive diagonal, so this is exactly the Q of ``qr(z)`` with the
+    sign correction of Mezzadri (2007) that :func:`jax.random.orthogonal` applies.
+    """
+
+    def add_column(q: Array, j: Array) -> tuple[Array, None]:
+        v = z[:, j]
+        for _ in range(2):  # columns j.. of q are still zero, so no mask is needed
+            v = v - q @ (q.T @ v)
+        return q.at[:, j].set(v / jnp.sqrt(jnp.sum(v * v))), None
+
+    q, _ = jax.lax.scan(add_column, jnp.zeros_like(z), jnp.arange(z.shape[1]))
+    return q
+
+
+def orthogonal_init(scale: float = 1.0, column_axis: int = -1) -> nn.initializers.Initializer:
+    """:func:`jax.nn.initializers.orthogonal` (same normal draw, same matrix up to rounding)
+    computed with plain matrix products instead of LAPACK's QR.
+
+    [workaround] jaxlib 0.10.2's CPU QR kernel splits a batched QR (one per seed under
+    ``vmap``) into tasks on XLA's intra-op thread pool and blocks until they finish. When the
+    pool's workers are all running such QRs (a GRU's independent gate matrices, on 2 cores),
+    every worker waits for a task no worker is free to run and the program hangs forever
+    with 0% CPU (native stacks: ``jax::ParallelBatchMap`` -> ``BlockingCounter::Wait`` on
+    every ``tf_XLAEigen`` thread). ``--xla_cpu_multi_thread_eigen=false`` does not avoid it.
+    """
+
+    def init(key: Array, shape: Sequence[int], dtype: Any = jnp.float32) -> Array:
+        n_cols = shape[column_axis]
+        n_rows = math.prod(shape) // n_cols
+        z = jax.random.normal(key, (max(n_rows, n_cols), min(n_rows, n_cols)), dtype)
+        q = _orthonormal_columns(z)
+        q = q.T if n_rows < n_cols else q
+        q = jnp.reshape(
+            q, (*(d for i, d in enumerate(shape) if i != column_axis % len(shape)), n_cols)
+        )
+        return scale * jnp.moveaxis(q, -1, column_axis)
+
+    return init
+
+
 class GRUAgent(nn.Module):
     """The recurrent agent of EPyMARL / DVDN: Dense + ReLU, a GRU cell, a Dense head.
 
     ``__call__(h, x) -> (h_next, out)`` for one time step; :meth:`initial_carry` is zeros.
+    Flax's GRU cell with its usual orthogonal recurrent init, computed by
+    :func:`orthogonal_init` (no LAPACK call, see there).
     """
 
     hidden: int
@@ -56,7 +102,7 @@ class GRUAgent(nn.Module):
     @nn.compact
     def __call__(self, h: Array, x: Array) -> tuple[Array, Array]:
         x = nn.relu(nn.Dense(self.hidden)(x))
-        h, _ = nn.GRUCell(self.hidden)(h, x)
+        h, _ = nn.GRUCell(self.hidden, recurrent_kernel_init=orthogonal_init())(h, x)
         return h, nn.Dense(self.out)(h)
 
     def initial_carry(self, batch_shape: tuple[int, ...] = ()) -> Array:

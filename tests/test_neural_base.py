@@ -10,6 +10,7 @@ from netmarl.algos.independent_ac import IndependentACConfig, gae, make_independ
 from netmarl.buffers import buffer_add, buffer_init, buffer_ready, buffer_sample
 from netmarl.envs import AutoReset, make_env
 from netmarl.errors import ConfigError
+from netmarl.nets import GRUAgent, orthogonal_init
 from netmarl.run.config import RunConfig
 from netmarl.run.driver import train
 
@@ -139,3 +140,19 @@ def test_chunk_output_state_has_the_types_of_the_initial_state():
     assert jax.tree.structure(state) == jax.tree.structure(after)
     for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(after), strict=True):
         assert (a.shape, a.dtype, a.weak_type) == (b.shape, b.dtype, b.weak_type)
+
+
+def test_orthogonal_init_matches_jax_without_calling_lapack():
+    """The GRU's recurrent init is jax's orthogonal init (same draw, same matrix up to rounding)
+    and a jitted, seed-vmapped GRU init lowers to no custom call: a batched LAPACK QR there
+    deadlocked XLA:CPU's thread pool (see ``nets.orthogonal_init``)."""
+    ours, ref = orthogonal_init(scale=2.0), jax.nn.initializers.orthogonal(scale=2.0)
+    key = jax.random.key(3)
+    for shape in [(16, 16), (8, 24), (24, 8), (3, 4, 5)]:
+        np.testing.assert_allclose(ours(key, shape), ref(key, shape), atol=2e-6)
+    net = GRUAgent(16, 5)
+    init = jax.jit(jax.vmap(lambda k: net.init(k, net.initial_carry(), jnp.zeros(7))))
+    hlo = init.lower(jax.random.split(key, 4)).as_text()
+    assert "custom_call" not in hlo
+    kernel = init(jax.random.split(key, 4))["params"]["GRUCell_0"]["hn"]["kernel"]
+    np.testing.assert_allclose(kernel[0] @ kernel[0].T, np.eye(16), atol=1e-5)
