@@ -14,7 +14,7 @@ a greedy evaluation of one episode, metrics fetched after every chunk. Compilati
 apart. Throughput = seeds x env steps / wall time (for DOP the env steps of an iteration are
 4 x episode_limit, padding after an early episode end included), best of ``--repeats``.
 
-Run: ``.venv/bin/python benchmarks/bench_dop.py [--seeds 1 10] [--chunks 2]``.
+Run: ``.venv/bin/python benchmarks/bench_dop.py [--seeds 1 10] [--chunks 2] [--only dop|ddop]``.
 """
 
 from __future__ import annotations
@@ -81,11 +81,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--chunk-steps-dop", type=int, default=4000)
     parser.add_argument("--chunk-steps-ddop", type=int, default=2000)
+    parser.add_argument(
+        "--only",
+        choices=["dop", "ddop"],
+        default=None,
+        help="run only stochastic DOP (dop) or deterministic DOP (ddop)",
+    )
     args = parser.parse_args()
     print(f"{platform.machine()}, {jax.devices()[0].device_kind}, jax {jax.__version__}")
     print("| learner, env | seeds | env steps/s | compile |")
     print("|---|---:|---:|---:|")
-    for label, config in cases(args.chunk_steps_dop, args.chunk_steps_ddop):
+    selected = cases(args.chunk_steps_dop, args.chunk_steps_ddop)
+    if args.only is not None:
+        selected = selected[:1] if args.only == "dop" else selected[1:]
+    for label, config in selected:
         for seeds in args.seeds:
             rate, compile_s = time_case(config, seeds, args.chunks, args.repeats)
             print(f"| {label} | {seeds} | {rate:,.0f} | {compile_s:.1f} s |", flush=True)
