@@ -37,9 +37,13 @@ minutes; without ``taskset`` XLA uses both cores for the large matmuls).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
+import subprocess
+import sys
+import tempfile
 import time
 
 import jax
@@ -63,12 +67,18 @@ PER_CORE_FLOPS = 125e9
 
 def update_flops(vd: ValueDecomposition) -> float:
     """Matmul FLOPs of one update of one seed: agent network forward (online and target)
-    and backward (twice the forward) over batch x (T + 1) steps x N agents; the mixer and
-    the losses are small and left out."""
+    and backward (twice the forward) over batch x (T + 1) steps x N agents, plus QMIX's
+    mixer (hyper-networks of the state, online and target forward, online backward) over
+    batch x T steps; the losses are small and left out."""
     c, h = vd.config, vd.config.hidden
     per_row = 2 * (vd.in_size * h + 3 * h * h + 3 * h * h + h * vd.num_actions)
     rows = c.batch_size * (vd.limit + 1) * vd.n
-    return 4 * rows * per_row
+    flops = 4 * rows * per_row
+    if vd.mixer is not None:
+        m, s = vd.mixer, int(np.prod(vd.env.spec.state_shape))
+        per_state = 2 * (s * (2 * m.hyper + 2 * m.embed) + m.hyper * m.embed * (vd.n + 1) + m.embed)
+        flops += 4 * c.batch_size * vd.limit * per_state
+    return flops
 
 
 def build(algo: str, overrides: dict) -> ValueDecomposition:
@@ -82,7 +92,11 @@ def time_training(vd: ValueDecomposition, seeds: int, chunk_steps: int, chunks: 
     trainer = vd.learner().trainer(chunk_steps, eval_eps)
     keys = jax.random.split(jax.random.key(0), seeds)
     state = jax.jit(jax.vmap(trainer.init))(keys)
-    chunk = jax.jit(jax.vmap(trainer.chunk))
+    # the state is donated: without it every chunk copies the replay buffers (5000
+    # episodes, ~46 MB per seed) into fresh memory, ~13 ms of CPU per seed per chunk, which
+    # the driver spends once per eval_every steps (50k on LBF: negligible) but which would
+    # add ~0.5 ms per iteration to the short chunks timed here
+    chunk = jax.jit(jax.vmap(trainer.chunk), donate_argnums=0)
     t0 = time.perf_counter()
     state, metrics = chunk(state)  # compile + warm-up (fills the buffer past one batch)
     jax.block_until_ready(metrics)
@@ -125,7 +139,86 @@ def time_updates(vd: ValueDecomposition, state, updates: int) -> float:
     return 1000 * best / updates
 
 
+# --- whole-machine throughput: how to use the two cores -------------------------------------
+
+LAYOUTS = {
+    # name -> one (mode, core) per process; each process trains seeds / processes seeds
+    "two pinned processes": [("vmap", 0), ("vmap", 1)],
+    "one process, 2 CPU devices (pmap)": [("devices", -1)],
+    "one process, vmap (the driver)": [("vmap", -1)],
+}
+
+
+def machine_worker(spec: dict) -> None:
+    """One process of :func:`machine_throughput`: compile, say ``ready``, wait for ``go`` on
+    stdin, train ``chunks`` chunks and print the wall and CPU time as JSON."""
+    if spec["core"] >= 0:  # before JAX starts its thread pools
+        os.sched_setaffinity(0, {spec["core"]})
+    # the processes of a layout compile the same program: share it through the cache
+    jax.config.update(
+        "jax_compilation_cache_dir", os.path.join(tempfile.gettempdir(), "netmarl_jax_cache")
+    )
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    algo, overrides, _, _ = LEARNERS[spec["learner"]]
+    trainer = build(algo, overrides).learner().trainer(spec["chunk_steps"], spec["eval_episodes"])
+    seeds, devices = spec["seeds"], jax.local_device_count() if spec["mode"] == "devices" else 1
+    keys = jax.random.split(jax.random.key(spec["core"] + 1), seeds)
+    if devices > 1:  # seeds sharded over the CPU devices, vmapped within each
+        keys = keys.reshape(devices, seeds // devices, *keys.shape[1:])
+        state = jax.pmap(jax.vmap(trainer.init))(keys)
+        chunk = jax.pmap(jax.vmap(trainer.chunk), donate_argnums=0)
+    else:
+        state = jax.jit(jax.vmap(trainer.init))(keys)
+        chunk = jax.jit(jax.vmap(trainer.chunk), donate_argnums=0)
+    state, metrics = chunk(state)  # compile + fill the buffer past one batch
+    jax.block_until_ready(metrics)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(spec["chunks"]):
+        state, metrics = chunk(state)
+        jax.device_get(metrics)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    steps = seeds * spec["chunk_steps"] * spec["chunks"]
+    print(json.dumps({"steps": steps, "wall": wall, "cpu": cpu, "devices": devices}), flush=True)
+
+
+def machine_throughput(layout: str, learner: str, seeds: int, args: argparse.Namespace) -> dict:
+    """Env steps per second of the whole machine (wall clock) with the seeds laid out as
+    ``layout``: every process compiles first, then all start training at once."""
+    procs = []
+    for mode, core in LAYOUTS[layout]:
+        spec = {"learner": learner, "seeds": seeds // len(LAYOUTS[layout]), "mode": mode,
+                "core": core, "chunk_steps": args.chunk_steps, "chunks": args.chunks,
+                "eval_episodes": args.eval_episodes}  # fmt: skip
+        env = dict(os.environ)
+        if mode == "devices":
+            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                                " --xla_force_host_platform_device_count=2").strip()  # fmt: skip
+        procs.append(subprocess.Popen(
+            [sys.executable, __file__, "--worker", json.dumps(spec)], env=env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        ))  # fmt: skip
+    for proc in procs:
+        line = proc.stdout.readline().strip()
+        if line != "ready":
+            raise RuntimeError(f"worker failed before training: {line!r}")
+    t0 = time.perf_counter()
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    results = [json.loads(proc.stdout.readline()) for proc in procs]
+    wall = time.perf_counter() - t0
+    for proc in procs:
+        proc.wait()
+    steps = sum(r["steps"] for r in results)
+    return {"steps_per_s": steps / wall, "cpu_s": sum(r["cpu"] for r in results), "wall": wall}
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        machine_worker(json.loads(sys.argv[2]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 10])
     parser.add_argument("--chunk-steps", type=int, default=5000, help="env steps per chunk")
@@ -133,7 +226,31 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=32)
     parser.add_argument("--updates", type=int, default=50, help="updates per update timing")
     parser.add_argument("--learners", nargs="+", default=list(LEARNERS), choices=list(LEARNERS))
+    parser.add_argument(
+        "--machine", action="store_true",
+        help="instead: whole-machine wall-clock throughput of each way to lay out the seeds "
+        "over the two cores (two pinned processes, one process with 2 CPU devices, one "
+        "vmapped process); run it unpinned",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.machine:
+        print(f"# load average at start: {os.getloadavg()[0]:.2f}")
+        print("| learner | seeds | layout | env steps/s (wall, whole machine) "
+              "| vs EPyMARL (2 runs) | target | CPU s / wall s |")  # fmt: skip
+        print("|" + "---|" * 7)
+        for name in args.learners:
+            epy = 2 * LEARNERS[name][2]
+            for seeds in args.seeds:
+                for layout in LAYOUTS:
+                    r = machine_throughput(layout, name, seeds, args)
+                    print(
+                        f"| {name} | {seeds} | {layout} | {r['steps_per_s']:,.0f} "
+                        f"| {r['steps_per_s'] / epy:.1f}x | {TARGETS[name]}x "
+                        f"| {r['cpu_s'] / r['wall']:.2f} |",
+                        flush=True,
+                    )
+        print(f"# load average at end: {os.getloadavg()[0]:.2f}")
+        return
 
     print(f"# {platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__}, {TASK}")
     print(f"# CPUs this process may use: {sorted(os.sched_getaffinity(0))}")
