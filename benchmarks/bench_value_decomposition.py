@@ -31,7 +31,15 @@ IQL (GRU 128) 690 env steps/s and 43 ms per update, VDN (GRU 64) 1,000 and 22 ms
 920 and 27 ms, so the whole machine does 2x those env steps/s.
 
 Run: ``taskset -c 0 .venv/bin/python benchmarks/bench_value_decomposition.py`` (a few
-minutes; without ``taskset`` XLA uses both cores for the large matmuls).
+minutes; without ``taskset`` XLA uses both cores for the large matmuls). The timed chunks
+donate the train state (see :func:`time_training`).
+
+``--machine`` (run unpinned) measures instead the whole machine's wall-clock env steps/s
+for each way of laying the seeds over the two cores (:data:`LAYOUTS`): two processes pinned
+one per core (half the seeds each), one process with two XLA CPU devices and the seeds
+sharded over them with ``pmap``, and one vmapped process as ``netmarl train`` runs. The
+processes compile first and start training together. On a machine shared with other jobs
+the wall-clock figures are lower bounds; "CPU s / wall s" says how much CPU they got.
 """
 
 from __future__ import annotations
