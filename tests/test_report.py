@@ -28,6 +28,7 @@ from netmarl.report import (
     probability_of_improvement_ci,
     rank_against_best,
 )
+from netmarl.report.plots import curve_colors, plot_panels
 
 CI = r"-?\d+\.\d+ \[-?\d+\.\d+, -?\d+\.\d+\]"  # "mean [low, high]"
 
@@ -244,3 +245,17 @@ def test_html_report_renders_in_headless_chromium(experiment, tmp_path):
     assert seen["images"] == seen["data"] == 1
     assert seen["widths"][0] > 100  # the embedded PNG decoded to a real image
     assert seen["pre"] == 4  # the four resolved configs
+
+
+def test_a_learner_keeps_its_colour_across_panels(tmp_path):
+    steps, values = np.arange(3), np.zeros((2, 3))
+    panels = [
+        ("N = 3", {"VP": (steps, values), "IQL": (steps, values)}),
+        ("N = 5", {"IQL": (steps, values), "MA-AC": (steps, values), "VP": (steps, values)}),
+    ]
+    colors = curve_colors(panels)
+    assert list(colors) == ["VP", "IQL", "MA-AC"] and len(set(colors.values())) == 3
+    many = [("p", {f"learner {i}": (steps, values) for i in range(15)})]
+    assert len(set(curve_colors(many).values())) == 15  # past 10 curves: tab20, no repeats
+    plot_panels(panels, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0

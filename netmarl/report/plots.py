@@ -14,6 +14,18 @@ import numpy as np  # noqa: E402
 from netmarl.report.stats import bootstrap_ci  # noqa: E402
 
 
+def curve_colors(
+    panels: Sequence[tuple[str, Mapping[str, object]]],
+) -> dict[str, str]:
+    """One colour per curve label across all panels (in order of first appearance), so a
+    learner keeps its colour from panel to panel even when panels hold different learners."""
+    labels = list(dict.fromkeys(label for _, curves in panels for label in curves))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    if len(labels) > len(cycle):
+        cycle = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab20").colors]
+    return {label: cycle[i % len(cycle)] for i, label in enumerate(labels)}
+
+
 def plot_panels(
     panels: Sequence[tuple[str, Mapping[str, tuple[np.ndarray, np.ndarray]]]],
     path: str | Path,
@@ -26,11 +38,13 @@ def plot_panels(
     fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4 * rows), squeeze=False)
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
+    colors = curve_colors(panels)
     for ax, (title, curves) in zip(axes.flat, panels, strict=False):
         for label, (steps, values) in curves.items():
             band = bootstrap_ci(values)
-            (line,) = ax.plot(steps, band.mean, label=f"{label} (n={len(values)})")
-            ax.fill_between(steps, band.low, band.high, color=line.get_color(), alpha=0.25)
+            color = colors[label]
+            ax.plot(steps, band.mean, color=color, label=f"{label} (n={len(values)})")
+            ax.fill_between(steps, band.low, band.high, color=color, alpha=0.25)
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
