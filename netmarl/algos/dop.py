@@ -216,9 +216,9 @@ class Mixer(nn.Module):
 class CriticMLP(nn.Module):
     """Dense-ReLU layers with Flax's default (LeCun-normal) kernels for the wide critics.
 
-    Not :class:`netmarl.nets.MLP`: its orthogonal init (a QR per layer) deadlocked XLA's CPU
-    runtime (jaxlib 0.10.2) when several 256-wide stacked critics were initialised inside one
-    jitted init next to the other parameters; plain Dense init avoids the QR.
+    Not :class:`netmarl.nets.MLP`, whose He-normal init draws different weights: DOP's
+    recorded runs were made with this init. (Its first reason, nets.MLP's old QR-based
+    orthogonal init deadlocking XLA:CPU, is gone: see :func:`netmarl.nets.orthogonal_init`.)
     """
 
     hidden: tuple[int, ...]
