@@ -5,7 +5,7 @@ observations), ring graph with one consensus round, default configs of ``value_p
 (``VPConfig``) and ``networked_ac`` (``NetworkedACConfig``, Algorithm 1, neural critic).
 
 Each learner is driven like ``netmarl.run.driver.train``: the learner's ``Trainer``, then
-``jax.jit(jax.vmap(trainer.chunk))`` over seeds, one call per chunk of ``--chunk-steps``
+``jax.jit(vmap_seeds(trainer.chunk))`` over seeds, one call per chunk of ``--chunk-steps``
 environment steps (per seed) followed by the greedy evaluation (32 episodes), metrics fetched
 to the host after every chunk. The chunk function is compiled ahead of time (timed apart).
 
@@ -27,6 +27,7 @@ import time
 import jax
 import numpy as np
 
+from netmarl.algos.base import vmap_seeds
 from netmarl.algos.networked_ac import NetworkedACConfig, make_networked_ac
 from netmarl.algos.value_propagation import VPConfig, make_value_propagation
 from netmarl.envs import make_env
@@ -48,7 +49,7 @@ def bench(learner, seeds: int, chunk_steps: int, chunks: int) -> dict:
     trainer = learner.trainer(chunk_steps, 32)
     state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), seeds))
     start = time.perf_counter()
-    chunk = jax.jit(jax.vmap(trainer.chunk)).lower(state).compile()
+    chunk = jax.jit(vmap_seeds(trainer.chunk)).lower(state).compile()
     compile_s = time.perf_counter() - start
     state, metrics = chunk(state)  # warm-up (first execution)
     jax.block_until_ready(state)

@@ -24,7 +24,9 @@ import platform
 import time
 
 import jax
+import numpy as np
 
+from netmarl.algos.base import vmap_seeds
 from netmarl.envs import ENVIRONMENTS
 from netmarl.run.config import RunConfig
 from netmarl.run.driver import build, make_trainer
@@ -59,18 +61,20 @@ def time_case(config: RunConfig, seeds: int, chunks: int, repeats: int) -> tuple
     keys = jax.random.split(jax.random.key(0), seeds)
     state = jax.block_until_ready(jax.jit(jax.vmap(trainer.init))(keys))
     start = time.perf_counter()
-    chunk = jax.jit(jax.vmap(trainer.chunk)).lower(state).compile()
+    chunk = jax.jit(vmap_seeds(trainer.chunk)).lower(state).compile()
     compile_s = time.perf_counter() - start
     state, metrics = chunk(state)  # warm-up (first buffer fills)
     jax.device_get(metrics)
     best = 0.0
     for _ in range(repeats):
+        begin = np.asarray(metrics["env_steps"])
         start = time.perf_counter()
         for _ in range(chunks):
             state, metrics = chunk(state)
-            jax.device_get(metrics)
+            metrics = jax.device_get(metrics)
         wall = time.perf_counter() - start
-        best = max(best, seeds * chunks * config.eval_every / wall)
+        # env steps actually taken (SMAX episodes that end early count their real length)
+        best = max(best, float(np.sum(np.asarray(metrics["env_steps"]) - begin)) / wall)
     return best, compile_s
 
 

@@ -57,6 +57,7 @@ import time
 import jax
 import numpy as np
 
+from netmarl.algos.base import vmap_seeds
 from netmarl.algos.value_decomposition import ValueDecomposition, ValueDecompositionConfig
 from netmarl.buffers import buffer_sample
 from netmarl.envs import make_env
@@ -95,8 +96,8 @@ def build(algo: str, overrides: dict) -> ValueDecomposition:
 
 
 def time_training(vd: ValueDecomposition, seeds: int, chunk_steps: int, chunks: int, eval_eps: int):
-    """(env steps/s over seeds, env steps per CPU second, CPU seconds per chunk, compile
-    seconds, state)."""
+    """(env steps/s over seeds, env steps per CPU second, CPU seconds per chunk, iterations
+    (= updates) per chunk, compile seconds, state)."""
     trainer = vd.learner().trainer(chunk_steps, eval_eps)
     keys = jax.random.split(jax.random.key(0), seeds)
     state = jax.jit(jax.vmap(trainer.init))(keys)
@@ -104,18 +105,22 @@ def time_training(vd: ValueDecomposition, seeds: int, chunk_steps: int, chunks: 
     # episodes, ~46 MB per seed) into fresh memory, ~13 ms of CPU per seed per chunk, which
     # the driver spends once per eval_every steps (50k on LBF: negligible) but which would
     # add ~0.5 ms per iteration to the short chunks timed here
-    chunk = jax.jit(jax.vmap(trainer.chunk), donate_argnums=0)
+    chunk = jax.jit(vmap_seeds(trainer.chunk), donate_argnums=0)
     t0 = time.perf_counter()
     state, metrics = chunk(state)  # compile + warm-up (fills the buffer past one batch)
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - t0
+    start = np.asarray(metrics["env_steps"])
+    iterations = 0
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(chunks):
         state, metrics = chunk(state)
-        jax.device_get(metrics)  # the driver fetches metrics after every chunk
+        metrics = jax.device_get(metrics)  # the driver fetches metrics after every chunk
+        iterations += int(np.max(metrics["iterations"]))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    steps = seeds * chunk_steps * chunks
-    return steps / wall, steps / cpu, cpu / chunks, compile_s, state
+    # env steps actually taken (episodes that ended early count their real length)
+    steps = int(np.sum(np.asarray(metrics["env_steps"]) - start))
+    return steps / wall, steps / cpu, cpu / chunks, iterations / chunks, compile_s, state
 
 
 def time_updates(vd: ValueDecomposition, state, updates: int) -> float:
@@ -174,20 +179,20 @@ def machine_worker(spec: dict) -> None:
     if devices > 1:  # seeds sharded over the CPU devices, vmapped within each
         keys = keys.reshape(devices, seeds // devices, *keys.shape[1:])
         state = jax.pmap(jax.vmap(trainer.init))(keys)
-        chunk = jax.pmap(jax.vmap(trainer.chunk), donate_argnums=0)
+        chunk = jax.pmap(vmap_seeds(trainer.chunk), donate_argnums=0)
     else:
         state = jax.jit(jax.vmap(trainer.init))(keys)
-        chunk = jax.jit(jax.vmap(trainer.chunk), donate_argnums=0)
+        chunk = jax.jit(vmap_seeds(trainer.chunk), donate_argnums=0)
     state, metrics = chunk(state)  # compile + fill the buffer past one batch
-    jax.block_until_ready(metrics)
+    start = np.asarray(metrics["env_steps"])
     print("ready", flush=True)
     sys.stdin.readline()
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(spec["chunks"]):
         state, metrics = chunk(state)
-        jax.device_get(metrics)
+        metrics = jax.device_get(metrics)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    steps = seeds * spec["chunk_steps"] * spec["chunks"]
+    steps = int(np.sum(np.asarray(metrics["env_steps"]) - start))  # actually taken
     print(json.dumps({"steps": steps, "wall": wall, "cpu": cpu, "devices": devices}), flush=True)
 
 
@@ -274,11 +279,10 @@ def main() -> None:
         algo, overrides, epy_steps, _ = LEARNERS[name]
         vd = build(algo, overrides)
         for seeds in args.seeds:
-            sps, sp_cpu, chunk_cpu, compile_s, state = time_training(
+            sps, sp_cpu, chunk_cpu, updates_per_chunk, compile_s, state = time_training(
                 vd, seeds, args.chunk_steps, args.chunks, args.eval_episodes
             )
             ms = time_updates(vd, state, args.updates)
-            updates_per_chunk = args.chunk_steps // vd.steps_per_iteration
             share = updates_per_chunk * ms / 1000 / chunk_cpu
             # EPyMARL: two single-threaded runs, one per core; netmarl likewise as two
             # processes, each at its env steps per CPU second

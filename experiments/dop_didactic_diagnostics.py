@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from netmarl.algos.base import vmap_seeds
 from netmarl.algos.coma import CentralCritic
 from netmarl.algos.dop import DecomposedCritic, RecurrentActors, epsilon_at
 from netmarl.report.plots import plot_panels
@@ -85,7 +86,7 @@ def run_cell(run, seeds, steps):
     trainer = make_trainer(built)
     keys = jax.random.split(jax.random.key(run.seed), run.seeds)
     state = jax.jit(jax.vmap(trainer.init))(keys)
-    chunk = jax.jit(jax.vmap(trainer.chunk))
+    chunk = jax.jit(vmap_seeds(trainer.chunk))
     diag = diagnostics_fn(built)
     rows, local = [], None
     for c in range(run.num_chunks):

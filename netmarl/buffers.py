@@ -36,16 +36,26 @@ def buffer_init(example: Any, capacity: int) -> ReplayBuffer:
     return ReplayBuffer(data, jnp.int32(0), jnp.int32(0))
 
 
-def buffer_add(buffer: ReplayBuffer, items: Any) -> ReplayBuffer:
-    """Append a batch of items (leading axis B <= capacity), overwriting the oldest."""
+def buffer_add(buffer: ReplayBuffer, items: Any, active: Array | bool = True) -> ReplayBuffer:
+    """Append a batch of items (leading axis B <= capacity), overwriting the oldest.
+
+    Where ``active`` is False the buffer is left as it was: the slots are rewritten with
+    their own contents, which costs the size of the items, not of the buffer (a ``where``
+    over the whole buffer would copy all of it).
+    """
     batch = jax.tree.leaves(items)[0].shape[0]
     capacity = buffer.capacity
     index = (buffer.position + jnp.arange(batch)) % capacity
-    data = jax.tree.map(lambda d, x: d.at[index].set(x.astype(d.dtype)), buffer.data, items)
+
+    def write(d: Array, x: Array) -> Array:
+        x = x.astype(d.dtype)
+        return d.at[index].set(x if active is True else jnp.where(active, x, d[index]))
+
+    added = jnp.where(active, batch, 0)
     return ReplayBuffer(
-        data,
-        (buffer.position + batch) % capacity,
-        jnp.minimum(buffer.size + batch, capacity),
+        jax.tree.map(write, buffer.data, items),
+        (buffer.position + added) % capacity,
+        jnp.minimum(buffer.size + added, capacity),
     )
 
 

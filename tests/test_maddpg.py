@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from netmarl.algos.base import collect
+from netmarl.algos.base import collect, vmap_seeds
 from netmarl.algos.maddpg import MADDPG, MADDPGConfig, make_maddpg
 from netmarl.buffers import buffer_add, buffer_sample
 from netmarl.envs import make_env
@@ -40,7 +40,7 @@ def train(continuous: bool, steps: int) -> tuple[np.ndarray, np.ndarray]:
     )
     trainer = make_maddpg(nav(2, continuous), GAMMA, cfg).trainer(steps, 32)
     state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), 2))
-    _, metrics = jax.jit(jax.vmap(trainer.chunk))(state)
+    _, metrics = jax.jit(vmap_seeds(trainer.chunk))(state)
     return np.asarray(metrics["return"]), np.asarray(metrics["q"])
 
 

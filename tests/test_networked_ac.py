@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from netmarl.algos.base import Step
+from netmarl.algos.base import Step, vmap_seeds
 from netmarl.algos.networked_ac import (
     CentralACConfig,
     NetworkedACConfig,
@@ -112,7 +112,7 @@ def train_returns(learner, steps: int, every: int, seeds: int = 4):
     """Greedy returns [seeds] after ``steps`` (the chunk's own evaluation: no extra compile)."""
     trainer = learner.trainer(every, 8)
     state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), seeds))
-    chunk = jax.jit(jax.vmap(trainer.chunk))
+    chunk = jax.jit(vmap_seeds(trainer.chunk))
     for _ in range(steps // every):
         state, metrics = chunk(state)
     return np.asarray(metrics["return"])

@@ -5,14 +5,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from netmarl.algos.base import collect, collect_episodes, episode_returns, runner_init
+from netmarl.algos.base import (
+    any_over_seeds,
+    collect,
+    collect_episodes,
+    episode_returns,
+    runner_init,
+    vmap_seeds,
+)
 from netmarl.algos.independent_ac import IndependentACConfig, gae, make_independent_ac
 from netmarl.buffers import buffer_add, buffer_init, buffer_ready, buffer_sample
 from netmarl.envs import AutoReset, make_env
 from netmarl.errors import ConfigError
 from netmarl.nets import GRUAgent, orthogonal_init
 from netmarl.run.config import RunConfig
-from netmarl.run.driver import train
+from netmarl.run.driver import build, train
 
 
 def test_replay_buffer_wraps_around_and_samples_only_stored_items():
@@ -25,6 +32,73 @@ def test_replay_buffer_wraps_around_and_samples_only_stored_items():
     # 7 items into 5 slots: items 5 and 6 overwrote 0 and 1
     assert int(buf.size) == 5 and int(buf.position) == 2
     assert np.asarray(buf.data["t"]).tolist() == [5, 6, 2, 3, 4]
+
+
+def test_a_masked_buffer_write_changes_nothing():
+    buf = buffer_add(buffer_init(jnp.zeros(2), capacity=4), jnp.ones((3, 2)))
+    same = buffer_add(buf, jnp.full((2, 2), 7.0), active=jnp.bool_(False))
+    for a, b in zip(jax.tree.leaves(buf), jax.tree.leaves(same), strict=True):
+        np.testing.assert_array_equal(a, b)
+    written = buffer_add(buf, jnp.full((2, 2), 7.0), active=jnp.bool_(True))
+    assert int(written.size) == 4 and np.asarray(written.data)[[3, 0]].tolist() == [[7, 7]] * 2
+
+
+def test_any_over_seeds_is_one_flag_shared_by_all_seeds():
+    flags = jax.jit(vmap_seeds(lambda x: any_over_seeds(x > 0)))(jnp.array([-1, 2, -3]))
+    assert np.asarray(flags).tolist() == [True, True, True]
+    assert not bool(any_over_seeds(jnp.bool_(False)))  # one seed, outside vmap_seeds
+
+
+# episodes of a random pair on a 5x5 grid with one food often end before the 50-step limit
+EARLY_ENDS = {"env": "lbf", "env_kwargs": {"task": "Foraging-5x5-2p-1f-v3"}}
+TINY_KWARGS = {
+    "iql": {"hidden": 8, "buffer_size": 16, "batch_size": 2, "num_envs": 2},
+    "dop": {"actor_hidden": 8, "critic_hidden": [8], "off_buffer": 8, "on_buffer": 4,
+            "off_batch": 2, "on_batch": 2, "num_envs": 2},
+    "coma": {"actor_hidden": 8, "critic_hidden": [8], "num_envs": 2},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("algo", ["iql", "dop", "coma"])
+def test_episode_replay_learners_spend_a_budget_of_real_env_steps(algo):
+    """Steps are the steps episodes actually took (pymarl's t_env), not episode slots: each
+    seed runs iterations until its own count reaches the chunk's budget, passing it by less
+    than one iteration (2 episodes x 50 steps), and an idle seed's iterations change
+    nothing. Fewer real steps than slots means more iterations than slots/100."""
+    config = RunConfig(algo=algo, **EARLY_ENDS, steps=600, eval_every=300, seeds=2,
+                       algo_kwargs=TINY_KWARGS[algo])  # fmt: skip
+    built = build(config)
+    result = train(config, progress=False, write=False, built=built)
+    counted = result.metrics["env_steps"]  # [seeds, chunks]
+    assert np.all((counted >= [300, 600]) & (counted < [400, 700])), counted
+    assert len(set(counted[:, -1].tolist())) == 2  # the seeds stopped at different counts
+    final_count = built.learner.env_steps(result.final_state.learner)
+    np.testing.assert_array_equal(final_count, counted[:, -1])
+    learner = result.final_state.learner
+    if algo == "iql":  # 16 slots, wrapped once: position + size episodes were stored
+        iterations = (np.asarray(learner.buffer.position) + np.asarray(learner.buffer.size)) // 2
+    else:
+        iterations = np.asarray(learner.iteration)
+    assert np.all(iterations * 100 > counted[:, -1]), (iterations, counted)
+
+
+@pytest.mark.parametrize("algo", ["iql", "dop", "coma"])
+def test_an_inactive_iteration_leaves_the_state_exactly_as_it_was(algo):
+    config = RunConfig(algo=algo, **EARLY_ENDS, seeds=1, algo_kwargs=TINY_KWARGS[algo])
+    learner = build(config).learner
+    iteration = jax.jit(learner.iteration)
+    state = learner.init(jax.random.key(0))
+    for i in range(3):  # fill the buffers past a batch, so the next iteration would update
+        state, _ = iteration(state, jax.random.key(i), jnp.bool_(True))
+    moved, _ = iteration(state, jax.random.key(9), jnp.bool_(True))
+    kept, _ = iteration(state, jax.random.key(9), jnp.bool_(False))
+    changed = [
+        not np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(moved), strict=True)
+    ]
+    assert sum(changed) > 3
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(kept), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def _random_act(env):

@@ -383,11 +383,6 @@ def test_bad_input_is_one_clear_error(kw, match):
         _run(**kw)
 
 
-def test_eval_every_must_hold_whole_iterations():
-    with pytest.raises(ConfigError, match="multiple of 50"):
-        _run(algo="iql", eval_every=120, steps=240).learner.trainer(120, 4)
-
-
 class _Heterogeneous:
     """An env whose agents' true observation sizes differ (padded to one shape)."""
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from netmarl.algos.base import collect, runner_init
+from netmarl.algos.base import collect, runner_init, vmap_seeds
 from netmarl.algos.value_propagation import (
     VPCentralConfig,
     VPConfig,
@@ -200,7 +200,7 @@ def test_learns_a_random_networked_mdp(make):
     learner = make(env)
     trainer = learner.trainer(12_000, 8)
     state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), 3))
-    _, metrics = jax.jit(jax.vmap(trainer.chunk))(state)
+    _, metrics = jax.jit(vmap_seeds(trainer.chunk))(state)
     last = np.asarray(metrics["return"])
     assert last.mean() > uniform_return(env) + 30.0, last
 

@@ -13,6 +13,13 @@ and ``netmarl render`` load from checkpoints. :meth:`NeuralLearner.trainer` turn
 :class:`Trainer`: a chunk is ``lax.scan`` over iterations, then ``eval_episodes`` greedy
 episodes (vmapped) scored by their undiscounted team return.
 
+Step accounting: a learner that plays whole padded episodes (:func:`collect_episodes`) counts
+the environment steps it actually took (``env_steps(state)``, pymarl's ``t_env``); its chunk
+then runs iterations until that count reaches the chunk's budget, so ``eval_every`` and
+``steps`` are real environment steps for every learner. Seeds are vmapped with the axis name
+:data:`SEED_AXIS` (:func:`vmap_seeds`): a seed that reached its budget idles (its iterations
+are masked, cheaply, by the learner) while the others finish.
+
 Rollouts: :func:`collect` steps E parallel environments (auto-reset) for T steps and records
 :class:`Step` s ``[T, E, ...]``; :func:`collect_episodes` plays E fresh episodes of exactly
 ``episode_limit`` steps with a mask of the steps before each episode ended (episode replay).
@@ -21,6 +28,7 @@ Rollouts: :func:`collect` steps E parallel environments (auto-reset) for T steps
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -77,18 +85,28 @@ class NeuralLearner(NamedTuple):
     (state, metrics)`` (collect ``steps_per_iteration`` env steps and update; metrics are
     averaged over a chunk), ``policy`` the evaluation policy and ``policy_params(state)`` its
     parameters [N-leading or shared, as ``policy.act`` expects].
+
+    Episode-replay learners also give ``env_steps(state)``, the environment steps actually
+    taken (``steps_per_iteration`` is then the most an iteration can take), and their
+    ``iteration(state, key, active)`` leaves the state exactly as it was where ``active`` is
+    False (buffer writes masked, not the whole state selected: see :func:`keep_if`).
     """
 
     name: str
     env: Any
     init: Callable[[Array], Any]
-    iteration: Callable[[Any, Array], tuple[Any, dict[str, Array]]]
+    iteration: Callable[..., tuple[Any, dict[str, Array]]]
     steps_per_iteration: int
     policy: Policy
     policy_params: Callable[[Any], Any]
+    env_steps: Callable[[Any], Array] | None = None
 
     def trainer(self, steps_per_chunk: int, eval_episodes: int) -> Trainer:
-        iterations = iterations_per_chunk(self.name, steps_per_chunk, self.steps_per_iteration)
+        if self.env_steps is None:
+            iterations = iterations_per_chunk(self.name, steps_per_chunk, self.steps_per_iteration)
+            run_chunk = partial(self._fixed_chunk, iterations)
+        else:
+            run_chunk = partial(self._budget_chunk, steps_per_chunk)
 
         def evaluate(state: NeuralTrainState) -> Array:
             returns = episode_returns(
@@ -104,23 +122,52 @@ class NeuralLearner(NamedTuple):
 
         def chunk(state: NeuralTrainState) -> tuple[NeuralTrainState, dict[str, Array]]:
             key, key_chunk = jax.random.split(state.key)
-
-            def body(learner: Any, k: Array) -> tuple[Any, dict[str, Array]]:
-                return self.iteration(learner, k)
-
-            learner, metrics = jax.lax.scan(
-                body, state.learner, jax.random.split(key_chunk, iterations)
-            )
-            metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
-            step = state.step + iterations * self.steps_per_iteration
+            step = state.step + steps_per_chunk
+            learner, metrics = run_chunk(state.learner, key_chunk, step)
             new_state = NeuralTrainState(
                 learner, key, jax.random.fold_in(state.eval_key, step), step
             )
             metrics["return"] = evaluate(new_state)
-            metrics["env_steps"] = step
             return new_state, metrics
 
         return Trainer(init, chunk, evaluate, lambda state: state.learner)
+
+    def _fixed_chunk(
+        self, iterations: int, learner: Any, key: Array, budget: Array
+    ) -> tuple[Any, dict[str, Array]]:
+        """``iterations`` iterations of exactly ``steps_per_iteration`` steps each."""
+        learner, metrics = jax.lax.scan(self.iteration, learner, jax.random.split(key, iterations))
+        metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
+        metrics["env_steps"] = budget
+        metrics["iterations"] = jnp.int32(iterations)
+        return learner, metrics
+
+    def _budget_chunk(
+        self, steps_per_chunk: int, learner: Any, key: Array, budget: Array
+    ) -> tuple[Any, dict[str, Array]]:
+        """Iterations until ``env_steps`` reaches ``budget`` (the last one may pass it by
+        less than one iteration, as pymarl's ``t_env`` passes its test interval); metrics
+        are means over the seed's own iterations."""
+        _, shapes = jax.eval_shape(self.iteration, learner, key, jnp.bool_(True))
+        sums = jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32), shapes)
+
+        def running(carry: tuple) -> Array:
+            learner = carry[0]
+            return any_over_seeds(self.env_steps(learner) < budget)
+
+        def body(carry: tuple) -> tuple:
+            learner, sums, count, i = carry
+            active = self.env_steps(learner) < budget
+            learner, metrics = self.iteration(learner, jax.random.fold_in(key, i), active)
+            sums = jax.tree.map(lambda s, m: s + jnp.where(active, m, 0.0), sums, metrics)
+            return learner, sums, count + active, i + 1
+
+        init = (learner, sums, jnp.int32(0), jnp.int32(0))
+        learner, sums, count, _ = jax.lax.while_loop(running, body, init)
+        metrics = jax.tree.map(lambda s: s / jnp.maximum(count, 1), sums)
+        metrics["env_steps"] = self.env_steps(learner)
+        metrics["iterations"] = count
+        return learner, metrics
 
 
 class NeuralTrainState(NamedTuple):
@@ -128,6 +175,33 @@ class NeuralTrainState(NamedTuple):
     key: Array
     eval_key: Array
     step: Array
+
+
+SEED_AXIS = "seeds"
+
+
+def vmap_seeds(fn: Callable) -> Callable:
+    """``jax.vmap`` over seeds, the way the driver runs a :class:`Trainer`'s functions."""
+    return jax.vmap(fn, axis_name=SEED_AXIS)
+
+
+def any_over_seeds(flag: Array) -> Array:
+    """Whether ``flag`` holds for any seed of a :func:`vmap_seeds` batch (the seed's own flag
+    when called for one seed). A loop whose condition is the same for all seeds compiles to
+    one loop; a per-seed condition would make vmap select the whole state, replay buffers
+    included, on every iteration."""
+    try:
+        return jax.lax.pmax(flag, SEED_AXIS)
+    except NameError:  # not under vmap_seeds: one seed
+        return flag
+
+
+def keep_if(active: Array, new: Any, old: Any) -> Any:
+    """``new`` where ``active``, else ``old``, leaf by leaf (for small state: parameters,
+    optimiser moments, counters; mask buffer writes with ``buffer_add(..., active)``)."""
+    if active is True:
+        return new
+    return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, old)
 
 
 def iterations_per_chunk(name: str, steps_per_chunk: int, steps_per_iteration: int) -> int:

@@ -33,7 +33,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from netmarl.algos.base import NeuralLearner, collect_episodes, require_discrete, require_positive
+from netmarl.algos.base import (
+    NeuralLearner,
+    collect_episodes,
+    keep_if,
+    require_discrete,
+    require_positive,
+)
 from netmarl.algos.dop import (
     CriticMLP,
     Episode,
@@ -186,7 +192,9 @@ def make_coma(env: Any, gamma: float, config: COMAConfig, name: str = "coma") ->
             jnp.int32(0),
         )
 
-    def iteration(state: COMAState, key: Array) -> tuple[COMAState, dict]:
+    def iteration(state: COMAState, key: Array, active: Array | bool = True) -> tuple:
+        """``num_envs`` on-policy episodes, then critic and actor updates (nothing where
+        ``active`` is False)."""
         key_run, key_last = jax.random.split(key)
         eps = epsilon_at(config, state.env_steps)
         steps, filled = collect_episodes(
@@ -237,16 +245,11 @@ def make_coma(env: Any, gamma: float, config: COMAConfig, name: str = "coma") ->
             critic_params,
             state.target_critic,
         )
+        taken = jnp.sum(filled).astype(jnp.int32)
         new_state = COMAState(
-            actor,
-            critic_params,
-            target,
-            actor_opt,
-            critic_opt,
-            it,
-            state.env_steps + steps_per_iteration,
+            actor, critic_params, target, actor_opt, critic_opt, it, state.env_steps + taken
         )
-        return new_state, metrics
+        return keep_if(active, new_state, state), metrics
 
     return NeuralLearner(
         name=name,
@@ -256,6 +259,7 @@ def make_coma(env: Any, gamma: float, config: COMAConfig, name: str = "coma") ->
         steps_per_iteration=steps_per_iteration,
         policy=actors.greedy_policy(),
         policy_params=lambda state: state.actor,
+        env_steps=lambda state: state.env_steps,
     )
 
 

@@ -54,8 +54,8 @@ the critic is linear in the Q_i); actors and the soft targets (rate ``tau``) mov
 [choice] details not in the paper, all configurable: the TD(lambda) target bootstraps a
 truncated episode's last step from E_pi Q'_tot (eq. 6) since no next action was taken;
 ``tb_lambda`` (the lambda of the tree-backup coefficients c) defaults to ``td_lambda``;
-env steps are counted as ``num_envs x episode_limit`` per iteration (padding after an early
-episode end included; ``episode_length`` is logged); deterministic DOP uses one learning
+env steps are the steps episodes actually took (pymarl's ``t_env``), not their
+``episode_limit`` slots in the buffers; deterministic DOP uses one learning
 rate 5e-4 (App. H.2 states both 5e-3 and 5e-4) and soft-target rate 0.05 (TD3's 0.005
 learned nothing on navigation within 20k steps: the target critic lagged too far).
 """
@@ -660,7 +660,9 @@ def make_dop(env: Any, gamma: float, config: DOPConfig, name: str = "dop") -> Ne
             actor=actor, critic=critic_params, actor_opt=actor_opt, critic_opt=critic_opt
         ), metrics
 
-    def iteration(state: DOPState, key: Array) -> tuple[DOPState, dict]:
+    def iteration(state: DOPState, key: Array, active: Array | bool = True) -> tuple:
+        """Collect ``num_envs`` episodes into both buffers, then ``updates_per_iteration``
+        updates (nothing where ``active`` is False)."""
         key_run, key_up = jax.random.split(key)
         eps = epsilon_at(config, state.env_steps)
         steps, filled = collect_episodes(
@@ -668,11 +670,13 @@ def make_dop(env: Any, gamma: float, config: DOPConfig, name: str = "dop") -> Ne
         )
         episodes = episodes_from_steps(steps, filled)
         state = state._replace(
-            off_buffer=buffer_add(state.off_buffer, episodes),
-            on_buffer=buffer_add(state.on_buffer, episodes),
+            off_buffer=buffer_add(state.off_buffer, episodes, active),
+            on_buffer=buffer_add(state.on_buffer, episodes, active),
         )
-        ready = buffer_ready(state.off_buffer, config.off_batch) & buffer_ready(
-            state.on_buffer, config.on_batch
+        ready = (
+            buffer_ready(state.off_buffer, config.off_batch)
+            & buffer_ready(state.on_buffer, config.on_batch)
+            & active
         )
 
         def learn(state: DOPState) -> tuple[DOPState, dict]:
@@ -684,14 +688,14 @@ def make_dop(env: Any, gamma: float, config: DOPConfig, name: str = "dop") -> Ne
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
         state, metrics = jax.lax.cond(ready, learn, lambda s: (s, zeros), state)
         metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
-        it = state.iteration + 1
+        it = state.iteration + active
+        copy = active & (it % config.target_update_interval == 0)
         target = jax.tree.map(
-            lambda new, old: jnp.where(it % config.target_update_interval == 0, new, old),
-            state.critic,
-            state.target_critic,
+            lambda new, old: jnp.where(copy, new, old), state.critic, state.target_critic
         )
+        taken = jnp.sum(filled).astype(jnp.int32)
         state = state._replace(
-            target_critic=target, iteration=it, env_steps=state.env_steps + steps_per_iteration
+            target_critic=target, iteration=it, env_steps=state.env_steps + active * taken
         )
         metrics.update(
             epsilon=eps,
@@ -708,6 +712,7 @@ def make_dop(env: Any, gamma: float, config: DOPConfig, name: str = "dop") -> Ne
         steps_per_iteration=steps_per_iteration,
         policy=actors.greedy_policy(),
         policy_params=lambda state: state.actor,
+        env_steps=lambda state: state.env_steps,
     )
 
 

@@ -36,9 +36,10 @@ batch (B x T floats per round), and for GT also the parameters and the tracker. 
 replay the SAME episodes (indices drawn from a shared seed): every agent experienced them
 (its own observations, actions and reward), and consensus on TDs needs aligned steps.
 
-[choice] Step accounting: an iteration collects ``num_envs`` episodes and counts
-``num_envs x episode_limit`` environment steps (episode slots), although an episode that
-ends early used fewer; epsilon decays with the steps actually taken (as EPyMARL's t_env).
+Step accounting (as EPyMARL's ``t_env``): an iteration collects ``num_envs`` episodes and
+counts the environment steps they actually took (``t_env``), not the ``episode_limit`` slots
+each occupies in the buffer; epsilon decays and the run's step budget is spent with
+``t_env`` (see :mod:`netmarl.algos.base`).
 [choice] Clipping: the networked and independent learners (IQL, DVDN, DVDN (GT)) clip each
 agent's gradient on its own (a global clip would couple agents); the centralized ones
 (VDN, VDN (PS), QMIX) and IQL with ``share_params`` (one network) clip the global norm of all
@@ -693,17 +694,20 @@ class ValueDecomposition:
         buffer = buffer_init(self.empty_episode(), self.config.buffer_size)
         return VDState(self.init_learn(key), buffer, jnp.int32(0))
 
-    def iteration(self, state: VDState, key: Array) -> tuple[VDState, dict[str, Array]]:
-        """Collect ``num_envs`` episodes epsilon-greedily, store them, take one update."""
+    def iteration(
+        self, state: VDState, key: Array, active: Array | bool = True
+    ) -> tuple[VDState, dict[str, Array]]:
+        """Collect ``num_envs`` episodes epsilon-greedily, store them, take one update (or,
+        where ``active`` is False, leave the state as it was)."""
         k_collect, k_sample, k_update = jax.random.split(key, 3)
         epsilon = linear_epsilon(self.config, state.t_env)
         episodes, taken, episode_return = self.rollout(state.learn.params.agent, epsilon, k_collect)
         learn_state, buffer, metrics = self.learn_step(
-            state.learn, state.buffer, episodes, k_sample, k_update
+            state.learn, state.buffer, episodes, k_sample, k_update, active
         )
         metrics["epsilon"] = epsilon
         metrics["episode_return"] = episode_return
-        return VDState(learn_state, buffer, state.t_env + taken), metrics
+        return VDState(learn_state, buffer, state.t_env + jnp.where(active, taken, 0)), metrics
 
     def rollout(
         self, agent_params: Any, epsilon: Array, key: Array
@@ -719,10 +723,11 @@ class ValueDecomposition:
 
     def learn_step(
         self, learn: LearnState, buffer: ReplayBuffer, episodes: Episodes, k_sample: Array,
-        k_update: Array,
+        k_update: Array, active: Array | bool = True,
     ) -> tuple[LearnState, ReplayBuffer, dict[str, Array]]:  # fmt: skip
-        """Store the episodes, then one update on a sampled batch once the buffer holds one."""
-        buffer = buffer_add(buffer, episodes)
+        """Store the episodes, then one update on a sampled batch once the buffer holds one
+        (neither where ``active`` is False)."""
+        buffer = buffer_add(buffer, episodes, active)
         batch = buffer_sample(buffer, k_sample, self.config.batch_size)
         zero = {"q_taken": 0.0, "td_abs": 0.0, "loss": 0.0, "floats_sent": 0.0}
         zero = {k: jnp.float32(v) for k, v in zero.items()}
@@ -732,7 +737,10 @@ class ValueDecomposition:
             return new, {k: jnp.asarray(metrics[k], jnp.float32) for k in zero}
 
         learn, metrics = jax.lax.cond(
-            buffer_ready(buffer, self.config.batch_size), update, lambda s: (s, zero), learn
+            buffer_ready(buffer, self.config.batch_size) & active,
+            update,
+            lambda s: (s, zero),
+            learn,
         )
         metrics["floats_sent"] = metrics["floats_sent"] / self.steps_per_iteration
         return learn, buffer, metrics
@@ -766,6 +774,7 @@ class ValueDecomposition:
             steps_per_iteration=self.steps_per_iteration,
             policy=self.policy(),
             policy_params=lambda state: state.learn.params.agent,
+            env_steps=lambda state: state.t_env,
         )
 
 

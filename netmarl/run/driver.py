@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 
 from netmarl.algos import AlgoSpec, get_algo
-from netmarl.algos.base import Trainer
+from netmarl.algos.base import Trainer, vmap_seeds
 from netmarl.algos.tabular_base import tabular_trainer
 from netmarl.envs import make_env
 from netmarl.errors import ConfigError, NetmarlError
@@ -155,7 +155,7 @@ def train(
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
     state = jax.jit(jax.vmap(trainer.init))(keys)
     initial = jax.jit(jax.vmap(trainer.evaluate))
-    chunk = jax.jit(jax.vmap(trainer.chunk))
+    chunk = jax.jit(vmap_seeds(trainer.chunk))
 
     if write or resume:
         run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
