@@ -11,6 +11,7 @@ from netmarl.algos.base import (
     collect_episodes,
     episode_returns,
     runner_init,
+    trim_lengths,
     vmap_seeds,
 )
 from netmarl.algos.independent_ac import IndependentACConfig, gae, make_independent_ac
@@ -99,6 +100,51 @@ def test_an_inactive_iteration_leaves_the_state_exactly_as_it_was(algo):
     assert sum(changed) > 3
     for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(kept), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_trim_lengths_halve_the_limit():
+    assert trim_lengths(100) == (25, 50, 100)
+    assert trim_lengths(5) == (2, 3, 5)
+    assert trim_lengths(1) == (1,)
+    assert trim_lengths(40, levels=1) == (40,)
+
+
+# one-cell corridors: an episode ends as soon as an agent steps left, so every batch's longest
+# episode is far below the 40-step limit and the updates run on the shortest cut (10 steps)
+SHORT_EPISODES = {"env": "hallway", "env_kwargs": {"lengths": 1, "episode_limit": 40}}
+TRIM_KWARGS = {
+    "qmix": {"hidden": 8, "buffer_size": 16, "batch_size": 4, "mixing_embed_dim": 4,
+             "hypernet_embed": 8},
+    "dvdn": {"hidden": 8, "buffer_size": 16, "batch_size": 4},
+    "dop": TINY_KWARGS["dop"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("algo", ["qmix", "dvdn", "dop"])
+def test_updates_on_trimmed_episodes_equal_updates_on_whole_ones(algo):
+    """Cutting a replayed batch after its longest episode changes no loss: the same iterations
+    with and without trimming give the same parameters (up to float rounding)."""
+    states = []
+    for levels in (1, 3):
+        kwargs = {**TRIM_KWARGS[algo], "trim_levels": levels}
+        config = RunConfig(algo=algo, **SHORT_EPISODES, graph="complete", algo_kwargs=kwargs)
+        learner = build(config).learner
+        iteration = jax.jit(learner.iteration)
+        state = learner.init(jax.random.key(0))
+        for i in range(6):
+            state, _ = iteration(state, jax.random.key(i))
+        states.append(state)
+    whole, trimmed = states
+    buffer = whole.buffer if algo != "dop" else whole.off_buffer
+    assert int(np.max(np.asarray(buffer.data.filled).sum(axis=1))) <= 10  # the cut was taken
+    changed = 0
+    for a, b, c in zip(
+        *(jax.tree.leaves(s) for s in (whole, trimmed, learner.init(jax.random.key(0)))),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+        changed += not np.array_equal(a, c)
+    assert changed > 3
 
 
 def _random_act(env):

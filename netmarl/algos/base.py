@@ -185,15 +185,60 @@ def vmap_seeds(fn: Callable) -> Callable:
     return jax.vmap(fn, axis_name=SEED_AXIS)
 
 
-def any_over_seeds(flag: Array) -> Array:
-    """Whether ``flag`` holds for any seed of a :func:`vmap_seeds` batch (the seed's own flag
-    when called for one seed). A loop whose condition is the same for all seeds compiles to
-    one loop; a per-seed condition would make vmap select the whole state, replay buffers
-    included, on every iteration."""
+def max_over_seeds(x: Array) -> Array:
+    """The largest ``x`` over the seeds of a :func:`vmap_seeds` batch (the seed's own value
+    when called for one seed). A loop condition or branch index that is the same for all
+    seeds stays a real loop or branch under vmap; a per-seed one makes vmap run every branch
+    and select, for a loop over the whole state (replay buffers included) every iteration."""
     try:
-        return jax.lax.pmax(flag, SEED_AXIS)
+        return jax.lax.pmax(x, SEED_AXIS)
     except NameError:  # not under vmap_seeds: one seed
-        return flag
+        return x
+
+
+def any_over_seeds(flag: Array) -> Array:
+    """Whether ``flag`` holds for any seed of a :func:`vmap_seeds` batch."""
+    return max_over_seeds(flag)
+
+
+def trim_lengths(limit: int, levels: int = 3) -> tuple[int, ...]:
+    """The lengths a batch of replayed episodes may be cut to: ``limit``, ``limit / 2``, ...
+    (``levels`` of them, rounded up, ascending)."""
+    return tuple(sorted({-(-limit // 2**k) for k in range(levels)}))
+
+
+def on_trimmed_episodes(
+    fn: Callable, limit: int, levels: int = 3, across_seeds: bool = True
+) -> Callable:
+    """``fn(batch, *args)`` run on ``batch`` cut after its longest episode, as pymarl trims
+    a sampled batch to ``max_t_filled``: the steps after every episode of the batch ended are
+    padding, masked out of every loss, and skipping them saves their compute (SMAX episodes
+    end long before the limit). Shapes must be static, so the cut length is rounded up to one
+    of :func:`trim_lengths` and one branch is compiled per length; the index is the largest
+    over seeds, so vmap keeps a single branch (``across_seeds=False`` inside
+    ``sequential_vmap``, where each seed runs on its own). ``batch`` leaves are
+    ``[B, T or T + 1, ...]`` (per-step and per-state fields, T = ``limit``); ``filled [B, T]``
+    marks real steps, a prefix of each episode. Losses are unchanged by the cut (tested), up
+    to float rounding.
+    """
+    lengths = trim_lengths(limit, levels)
+
+    def cut(batch: Any, length: int) -> Any:
+        return jax.tree.map(lambda x: x[:, : length + x.shape[1] - limit], batch)
+
+    def run(batch: Any, filled: Array, *args: Any) -> Any:
+        if len(lengths) == 1:
+            return fn(batch, *args)
+        longest = jnp.max(jnp.sum(filled > 0, axis=1))
+        # the first length >= longest (Python scalars: an array constant here trips
+        # sequential_vmap inside a batched cond, "consts_batched")
+        index = sum((longest > n).astype(jnp.int32) for n in lengths[:-1])
+        if across_seeds:
+            index = max_over_seeds(index)
+        branches = [lambda b, *a, n=n: fn(cut(b, n), *a) for n in lengths]
+        return jax.lax.switch(index, branches, batch, *args)
+
+    return run
 
 
 def keep_if(active: Array, new: Any, old: Any) -> Any:

@@ -78,6 +78,7 @@ from netmarl.algos.base import (
     collect,
     collect_episodes,
     feedforward_policy,
+    on_trimmed_episodes,
     require_continuous,
     require_discrete,
     require_in_range,
@@ -125,6 +126,9 @@ class DOPConfig:
     updates_per_iteration: int = 1
     entropy_coef: float = 0.0
     log_grad_variance: bool = False  # per-episode actor gradients (Fig. 2 left); costs B x
+    # updates skip the padding after a batch's longest episode, rounded up to one of this many
+    # lengths (T, T/2, T/4, ...; one compiled branch each); 1 = always the whole episode_limit
+    trim_levels: int = 3
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,7 @@ def validate_dop(config: DOPConfig, name: str = "dop") -> None:
         "actor_hidden",
         "target_update_interval",
         "common_samples",
+        "trim_levels",
     )
     require_in_range(config, name, "kappa", 0.0, 1.0)
     require_in_range(config, name, "td_lambda", 0.0, 1.0)
@@ -509,7 +514,7 @@ def make_dop(env: Any, gamma: float, config: DOPConfig, name: str = "dop") -> Ne
         q, k, b = critic_over_episode(target, ep)
         taken = q_tot(k[:-1], b[:-1], q[:-1], ep.actions)
         if config.tree_backup == "common":
-            keys = jax.random.split(key, limit + 1)
+            keys = jax.random.split(key, ep.state.shape[0])
             expect = jax.vmap(
                 lambda kk, k_, b_, q_, p_: sampled_q_tot(kk, k_, b_, q_, p_, config.common_samples)
             )(keys, k, b, q, probs)
@@ -640,6 +645,13 @@ def make_dop(env: Any, gamma: float, config: DOPConfig, name: str = "dop") -> Ne
         eps = epsilon_at(config, state.env_steps)
         on = buffer_sample(state.on_buffer, key_on, config.on_batch)
         off = buffer_sample(state.off_buffer, key_off, config.off_batch)
+        filled = jnp.concatenate([on.filled, off.filled])
+        return learn_trimmed((on, off), filled, state, eps, key_c)
+
+    def learn(
+        batches: tuple[Episode, Episode], state: DOPState, eps: Array, key_c: Array
+    ) -> tuple[DOPState, dict]:
+        on, off = batches
         # Algorithm 1: actors on the on-policy batch (eq. 10), then the critic (eq. 7)
         grads, metrics = jax.grad(actor_loss, has_aux=True)(state.actor, state.critic, eps, on)
         actor, actor_opt = per_agent_update(actor_tx, grads, state.actor_opt, state.actor)
@@ -659,6 +671,8 @@ def make_dop(env: Any, gamma: float, config: DOPConfig, name: str = "dop") -> Ne
         return state._replace(
             actor=actor, critic=critic_params, actor_opt=actor_opt, critic_opt=critic_opt
         ), metrics
+
+    learn_trimmed = on_trimmed_episodes(learn, limit, config.trim_levels)
 
     def iteration(state: DOPState, key: Array, active: Array | bool = True) -> tuple:
         """Collect ``num_envs`` episodes into both buffers, then ``updates_per_iteration``

@@ -59,6 +59,7 @@ losses are summed, which leaves every agent its own gradient), VDN and QMIX over
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, NamedTuple
 
 import flax.linen as nn
@@ -71,6 +72,7 @@ from netmarl.algos.base import (
     NeuralLearner,
     Policy,
     collect_episodes,
+    on_trimmed_episodes,
     require_discrete,
     require_in_range,
     require_positive,
@@ -105,6 +107,9 @@ class ValueDecompositionConfig:
     epsilon_anneal_steps: int = 50_000
     double_q: bool = True
     obs_agent_id: bool = True  # append the agent's one-hot id to its observation
+    # updates skip the padding after a batch's longest episode (pymarl's max_t_filled),
+    # rounded up to one of this many lengths (T, T/2, T/4, ...; one compiled branch each)
+    trim_levels: int = 3
     # IQL: "team" (paper 001 sec. 2, EPyMARL) or "local" (each agent its own reward). DVDN
     # always uses local rewards, VDN and QMIX the team reward.
     reward: Literal["team", "local"] | None = None
@@ -379,7 +384,7 @@ class ValueDecomposition:
         require_discrete(env, algo)
         require_positive(
             c, algo, "hidden", "lr", "max_grad_norm", "buffer_size", "batch_size", "num_envs",
-            "target_update_interval", "epsilon_anneal_steps",
+            "target_update_interval", "epsilon_anneal_steps", "trim_levels",
         )  # fmt: skip
         require_in_range(c, algo, "epsilon_start", 0.0, 1.0)
         require_in_range(c, algo, "epsilon_finish", 0.0, 1.0)
@@ -758,8 +763,22 @@ class ValueDecomposition:
         their explicit ``vjp`` pullback around the custom-VJP recurrence.
         """
         if self.algo in NETWORKED:
-            return self.update(learn, batch, key)
-        return jax.custom_batching.sequential_vmap(self.update)(learn, batch, key)
+            return self._trimmed_update(learn, batch, key)
+        sequential = partial(self._trimmed_update, across_seeds=False)
+        return jax.custom_batching.sequential_vmap(sequential)(learn, batch, key)
+
+    def _trimmed_update(
+        self, learn: LearnState, batch: Episodes, key: Array, across_seeds: bool = True
+    ) -> tuple[LearnState, dict]:
+        """:meth:`update` on the batch cut after its longest episode
+        (:func:`~netmarl.algos.base.on_trimmed_episodes`)."""
+        trimmed = on_trimmed_episodes(
+            lambda b, learn, key: self.update(learn, b, key),
+            self.limit,
+            self.config.trim_levels,
+            across_seeds,
+        )
+        return trimmed(batch, batch.filled, learn, key)
 
     @property
     def steps_per_iteration(self) -> int:
