@@ -396,8 +396,8 @@ def build_blocks(results: Results) -> list[Block]:
         Block("h2", "Learning curves"),
         Block(
             "image",
-            text="Mean exact return over seeds with a shaded 95% bootstrap confidence band, "
-            "one panel per task.",
+            text="Mean return over seeds (exact for tabular learners, over evaluation "
+            "episodes otherwise) with a shaded 95% bootstrap confidence band, one panel per task.",
             path=root / CURVES,
         ),
     ]
@@ -544,7 +544,7 @@ def make_report(path: str | Path) -> Path:
             if cell is not None:
                 curves[algo] = (cell.steps, cell.returns)
         panels.append((task, curves))
-    plot_panels(panels, root / CURVES, ylabel="exact return")
+    plot_panels(panels, root / CURVES, ylabel="return")
     blocks = build_blocks(results)
     _atomic_write(root / MARKDOWN, to_markdown(blocks))
     _atomic_write(root / HTML, to_html(blocks, blocks[0].text))

@@ -15,7 +15,8 @@ File layout::
 
 Each (panel, algorithm) cell is one run (its seeds vmapped) with its own run directory under
 ``<out_dir>/runs/``. The experiment writes ``curves.csv`` (mean and 95% bootstrap CI of the
-exact return per evaluation point), ``summary.json`` and ``<experiment>.png``. Cells whose
+return per evaluation point: exact for tabular learners, over evaluation episodes otherwise),
+``summary.json`` and ``<experiment>.png``. Cells whose
 run directory already holds a summary for the same resolved config are loaded, not rerun.
 """
 
@@ -123,7 +124,10 @@ def run_experiment(path: str | Path, *, progress: bool = True, force: bool = Fal
 
     _write_curves(out / "curves.csv", curves)
     _atomic_write(out / "summary.json", json.dumps(summaries, indent=2) + "\n")
-    plot_panels(list(curves.items()), out / f"{config.experiment}.png", ylabel="exact return")
+    # tabular learners are scored exactly; the others by evaluation episodes
+    exact = all(get_algo(run.algo).family == "tabular" for _, _, run in cells)
+    ylabel = "exact return" if exact else "return (evaluation episodes)"
+    plot_panels(list(curves.items()), out / f"{config.experiment}.png", ylabel=ylabel)
     return out
 
 
