@@ -55,7 +55,8 @@ the critic is linear in the Q_i); actors and the soft targets (rate ``tau``) mov
 truncated episode's last step from E_pi Q'_tot (eq. 6) since no next action was taken;
 ``tb_lambda`` (the lambda of the tree-backup coefficients c) defaults to ``td_lambda``;
 env steps are the steps episodes actually took (pymarl's ``t_env``), not their
-``episode_limit`` slots in the buffers; deterministic DOP uses one learning
+``episode_limit`` slots in the buffers, and updates run only up to the longest episode of their
+batches (``trim_levels``, as pymarl); deterministic DOP uses one learning
 rate 5e-4 (App. H.2 states both 5e-3 and 5e-4) and soft-target rate 0.05 (TD3's 0.005
 learned nothing on navigation within 20k steps: the target critic lagged too far).
 """

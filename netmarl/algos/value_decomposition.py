@@ -39,7 +39,8 @@ replay the SAME episodes (indices drawn from a shared seed): every agent experie
 Step accounting (as EPyMARL's ``t_env``): an iteration collects ``num_envs`` episodes and
 counts the environment steps they actually took (``t_env``), not the ``episode_limit`` slots
 each occupies in the buffer; epsilon decays and the run's step budget is spent with
-``t_env`` (see :mod:`netmarl.algos.base`).
+``t_env`` (see :mod:`netmarl.algos.base`). As in EPyMARL, an update runs only up to the
+longest episode of its batch (``trim_levels``; :func:`~netmarl.algos.base.on_trimmed_episodes`).
 [choice] Clipping: the networked and independent learners (IQL, DVDN, DVDN (GT)) clip each
 agent's gradient on its own (a global clip would couple agents); the centralized ones
 (VDN, VDN (PS), QMIX) and IQL with ``share_params`` (one network) clip the global norm of all
