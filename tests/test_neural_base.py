@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from netmarl.algos.base import (
-    any_over_seeds,
     collect,
     collect_episodes,
     episode_returns,
+    max_over_seeds,
     runner_init,
     trim_lengths,
     vmap_seeds,
@@ -44,10 +44,10 @@ def test_a_masked_buffer_write_changes_nothing():
     assert int(written.size) == 4 and np.asarray(written.data)[[3, 0]].tolist() == [[7, 7]] * 2
 
 
-def test_any_over_seeds_is_one_flag_shared_by_all_seeds():
-    flags = jax.jit(vmap_seeds(lambda x: any_over_seeds(x > 0)))(jnp.array([-1, 2, -3]))
+def test_max_over_seeds_is_one_flag_shared_by_all_seeds():
+    flags = jax.jit(vmap_seeds(lambda x: max_over_seeds(x > 0)))(jnp.array([-1, 2, -3]))
     assert np.asarray(flags).tolist() == [True, True, True]
-    assert not bool(any_over_seeds(jnp.bool_(False)))  # one seed, outside vmap_seeds
+    assert not bool(max_over_seeds(jnp.bool_(False)))  # one seed, outside vmap_seeds
 
 
 # episodes of a random pair on a 5x5 grid with one food often end before the 50-step limit

@@ -106,7 +106,7 @@ class NeuralLearner(NamedTuple):
             iterations = iterations_per_chunk(self.name, steps_per_chunk, self.steps_per_iteration)
             run_chunk = partial(self._fixed_chunk, iterations)
         else:
-            run_chunk = partial(self._budget_chunk, steps_per_chunk)
+            run_chunk = self._budget_chunk
 
         def evaluate(state: NeuralTrainState) -> Array:
             returns = episode_returns(
@@ -143,7 +143,7 @@ class NeuralLearner(NamedTuple):
         return learner, metrics
 
     def _budget_chunk(
-        self, steps_per_chunk: int, learner: Any, key: Array, budget: Array
+        self, learner: Any, key: Array, budget: Array
     ) -> tuple[Any, dict[str, Array]]:
         """Iterations until ``env_steps`` reaches ``budget`` (the last one may pass it by
         less than one iteration, as pymarl's ``t_env`` passes its test interval); metrics
@@ -153,7 +153,7 @@ class NeuralLearner(NamedTuple):
 
         def running(carry: tuple) -> Array:
             learner = carry[0]
-            return any_over_seeds(self.env_steps(learner) < budget)
+            return max_over_seeds(self.env_steps(learner) < budget)  # any seed still short
 
         def body(carry: tuple) -> tuple:
             learner, sums, count, i = carry
@@ -194,11 +194,6 @@ def max_over_seeds(x: Array) -> Array:
         return jax.lax.pmax(x, SEED_AXIS)
     except NameError:  # not under vmap_seeds: one seed
         return x
-
-
-def any_over_seeds(flag: Array) -> Array:
-    """Whether ``flag`` holds for any seed of a :func:`vmap_seeds` batch."""
-    return max_over_seeds(flag)
 
 
 def trim_lengths(limit: int, levels: int = 3) -> tuple[int, ...]:

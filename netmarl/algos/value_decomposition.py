@@ -711,6 +711,9 @@ class ValueDecomposition:
         learn_state, buffer, metrics = self.learn_step(
             state.learn, state.buffer, episodes, k_sample, k_update, active
         )
+        # floats sent per environment step actually taken (the update's messages, over the
+        # steps collected for it)
+        metrics["floats_sent"] = metrics["floats_sent"] / jnp.maximum(taken, 1)
         metrics["epsilon"] = epsilon
         metrics["episode_return"] = episode_return
         return VDState(learn_state, buffer, state.t_env + jnp.where(active, taken, 0)), metrics
@@ -748,7 +751,6 @@ class ValueDecomposition:
             lambda s: (s, zero),
             learn,
         )
-        metrics["floats_sent"] = metrics["floats_sent"] / self.steps_per_iteration
         return learn, buffer, metrics
 
     def _update_per_seed(
