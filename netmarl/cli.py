@@ -143,7 +143,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     data = load_yaml(args.file)
     if "panels" in data or "experiment" in data:
-        out = run_experiment(args.file, progress=not args.quiet, force=args.force)
+        out = run_experiment(
+            args.file, progress=not args.quiet, force=args.force, processes=args.processes
+        )
         print(json.dumps(json.loads((out / "summary.json").read_text()), indent=2))
         print(f"results in {out}")
     else:
@@ -183,7 +185,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from netmarl.run.sweep import run_sweep
 
-    out = run_sweep(args.file, progress=not args.quiet, force=args.force)
+    out = run_sweep(args.file, progress=not args.quiet, force=args.force, processes=args.processes)
     print(f"sweep results in {out} (summary.json, curves.csv, plot); runs in {out / 'runs'}")
     return 0
 
@@ -291,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("file", help="YAML file (e.g. experiments/lijia_random_mdp.yaml)")
     p_run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p_run.add_argument("--force", action="store_true", help="rerun cells that are already done")
+    p_run.add_argument(
+        "--processes", type=int, help="an experiment's cells in this many worker processes"
+    )
     p_eval = sub.add_parser("eval", help="evaluate a run's trained policies greedily")
     p_eval.add_argument("run_dir", help="a run directory written by netmarl train")
     p_eval.add_argument("--episodes", type=int, default=100, help="episodes per seed")
@@ -299,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     p_sweep.add_argument("file", help="sweep YAML (base config + grid of axes)")
     p_sweep.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p_sweep.add_argument("--force", action="store_true", help="rerun cells that are done")
+    p_sweep.add_argument("--processes", type=int, help="cells in this many worker processes")
     p_report = sub.add_parser("report", help="Markdown + HTML report of a run/experiment/sweep")
     p_report.add_argument("dir", metavar="RUN_OR_EXPERIMENT_DIR", help="a directory netmarl wrote")
     p_render = sub.add_parser("render", help="animated GIF of an episode (spatial envs)")

@@ -12,6 +12,7 @@ import yaml
 from netmarl.cli import main
 from netmarl.errors import ConfigError, NetmarlError
 from netmarl.report.stats import bootstrap_ci
+from netmarl.run import checkpoint
 from netmarl.run.config import RunConfig, from_dict
 from netmarl.run.driver import read_metrics_csv, train
 
@@ -145,8 +146,33 @@ def test_experiment_runs_every_cell_and_resumes(tmp_path, capsys):
     assert set(summary) == {"(a) two agents", "(b) three agents"}
     capsys.readouterr()
     assert main(["run", str(path)]) == 0  # a rerun loads finished cells instead of training
-    assert capsys.readouterr().out.count("already done") == 3
+    assert capsys.readouterr().out.count("] already done") == 3
     assert (out / "curves.csv").read_text().splitlines() == curves
+
+
+def test_an_interrupted_cell_continues_from_its_checkpoint(tmp_path, capsys):
+    """A cell stopped after its first checkpoint resumes there and ends as if never stopped;
+    a cell whose checkpoints are unreadable trains again from the start."""
+    path, out = tmp_path / "exp.yaml", tmp_path / "results"
+    path.write_text(EXPERIMENT.format(out=out).replace("eval_every: 500", "eval_every: 500, "
+                                                       "checkpoint_every: 1"))  # fmt: skip
+    assert main(["run", str(path), "-q"]) == 0
+    cells = sorted((out / "runs").iterdir())
+    whole = {c.name: (c / "metrics.csv").read_bytes() for c in cells}
+    for cell in cells[:2]:  # as if killed after the first of two chunks
+        (cell / "summary.json").unlink()
+        (cell / "metrics.csv").unlink()
+        checkpoint.list_checkpoints(cell / "checkpoints")[-1].unlink()
+    only = checkpoint.list_checkpoints(cells[1] / "checkpoints")
+    assert len(only) == 1
+    only[0].write_bytes(b"truncated")
+    capsys.readouterr()
+    assert main(["run", str(path)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{cells[0]}: continued from its newest checkpoint" in printed
+    assert f"{cells[1]}: cannot continue" in printed
+    assert "3 cells, 1 already done" in printed
+    assert {c.name: (c / "metrics.csv").read_bytes() for c in cells} == whole
 
 
 def test_experiment_with_a_typo_fails_before_training(tmp_path, capsys):

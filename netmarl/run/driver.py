@@ -161,6 +161,9 @@ def train(
         run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
         run_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write(run_dir / "config.yaml", _resolved_yaml(config, built.algo_config))
+        if not resume:  # a fresh run must not later resume from an older run's checkpoints
+            for stale in checkpoint.list_checkpoints(run_dir / "checkpoints"):
+                stale.unlink()
     history: list[dict[str, np.ndarray]] = []
     returns0 = np.asarray(initial(state))
     first_chunk = 0

@@ -16,14 +16,18 @@ File layout::
 Each (panel, algorithm) cell is one run (its seeds vmapped) with its own run directory under
 ``<out_dir>/runs/``. The experiment writes ``curves.csv`` (mean and 95% bootstrap CI of the
 return per evaluation point: exact for tabular learners, over evaluation episodes otherwise),
-``summary.json`` and ``<experiment>.png``. Cells whose
-run directory already holds a summary for the same resolved config are loaded, not rerun.
+``summary.json`` and ``<experiment>.png``, rewritten as each cell finishes. Cells whose
+run directory already holds a summary for the same resolved config are loaded, not rerun; an
+interrupted cell continues from its newest checkpoint. ``processes: 2`` (or ``netmarl run
+--processes 2``) trains two cells at a time in worker processes, one core each.
 """
 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,7 @@ from netmarl.algos import get_algo
 from netmarl.errors import ConfigError
 from netmarl.report.plots import plot_panels
 from netmarl.report.stats import bootstrap_ci
+from netmarl.run.checkpoint import CheckpointError, list_checkpoints
 from netmarl.run.config import RunConfig, from_dict, to_dict
 from netmarl.run.driver import (
     _atomic_write,
@@ -59,6 +64,17 @@ class ExperimentConfig:
     description: str = ""
     out_dir: str = "runs/experiments"
     common: dict[str, Any] = field(default_factory=dict)
+    processes: int = 1  # cells train in this many worker processes (one core each)
+
+
+@dataclass(frozen=True)
+class Cell:
+    group: str  # panel title (experiment) or the non-algorithm settings (sweep)
+    label: str  # the algorithm's label
+    config: RunConfig
+
+
+CellResult = tuple[np.ndarray, np.ndarray, dict]
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -79,8 +95,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def plan(config: ExperimentConfig) -> list[tuple[str, str, RunConfig]]:
-    """Validate the whole experiment up front: (panel title, algo label, run config) cells."""
+def plan(config: ExperimentConfig) -> list[Cell]:
+    """Validate the whole experiment up front: one cell per (panel, algorithm)."""
     if not config.panels:
         raise ConfigError(f"experiment {config.experiment!r} has no panels.")
     base = from_dict(RunConfig, config.common, f"common of {config.experiment}")
@@ -97,38 +113,157 @@ def plan(config: ExperimentConfig) -> list[tuple[str, str, RunConfig]]:
                 run, {"name": cell_name, "out_dir": str(Path(config.out_dir) / "runs")}
             )
             build(run)  # every cell is checked before any training starts
-            cells.append((panel.title, label, run))
+            cells.append(Cell(panel.title, label, run))
     return cells
 
 
-def run_experiment(path: str | Path, *, progress: bool = True, force: bool = False) -> Path:
+def run_experiment(
+    path: str | Path, *, progress: bool = True, force: bool = False, processes: int | None = None
+) -> Path:
     """Run (or resume) every cell of an experiment file and write its figure and tables."""
     config = from_dict(ExperimentConfig, load_yaml(path), str(path))
     cells = plan(config)
+    # tabular learners are scored exactly; the others by evaluation episodes
+    exact = all(get_algo(cell.config.algo).family == "tabular" for cell in cells)
+    ylabel = "exact return" if exact else "return (evaluation episodes)"
     out = Path(config.out_dir)
+    run_cells(
+        cells,
+        out,
+        config.experiment,
+        ylabel=ylabel,
+        processes=config.processes if processes is None else processes,
+        progress=progress,
+        force=force,
+    )
+    return out
+
+
+def run_cells(
+    cells: list[Cell],
+    out: Path,
+    name: str,
+    *,
+    ylabel: str = "return",
+    processes: int = 1,
+    progress: bool = True,
+    force: bool = False,
+) -> None:
+    """Train the cells that are not done yet and write ``out``'s tables after each one.
+
+    A finished cell (its run directory holds results for the same resolved config) is
+    loaded; an interrupted one continues from its newest checkpoint (``train(resume=True)``),
+    so a long experiment survives being stopped at any point. ``summary.json``,
+    ``curves.csv`` and ``<name>.png`` are rewritten whenever a cell finishes, holding the
+    cells done so far. With ``processes > 1`` cells train in that many spawned workers.
+    """
+    if processes < 1:
+        raise ConfigError(f"processes must be >= 1, got {processes}.")
     out.mkdir(parents=True, exist_ok=True)
+    results: dict[int, CellResult] = {}
+    todo = []
+    for i, cell in enumerate(cells):
+        cached = None if force else _load_cell(_cell_dir(cell), cell.config)
+        if cached is None:
+            todo.append(i)
+            continue
+        results[i] = cached
+        if progress:
+            print(f"[{cell.group} / {cell.label}] already done in {_cell_dir(cell)}, loaded.")
+    if progress:
+        print(f"{name}: {len(cells)} cells, {len(cells) - len(todo)} already done")
+
+    def record(i: int, outcome: tuple[list[int], list[list[float]], dict]) -> None:
+        steps, returns, cell_summary = outcome
+        results[i] = (np.asarray(steps), np.asarray(returns), cell_summary)
+        _write_results(out, name, cells, results, ylabel)
+        if progress:
+            cell = cells[i]
+            print(f"  [{len(results)}/{len(cells)}] {cell.group} / {cell.label}: final return "
+                  f"{cell_summary['final_return']['mean']:.4f}", flush=True)  # fmt: skip
+
+    if processes > 1 and len(todo) > 1:
+        # spawn, not fork: JAX's runtime is not fork-safe
+        with ProcessPoolExecutor(
+            processes,
+            mp_context=get_context("spawn"),
+            initializer=_share_compile_cache,
+            initargs=(_compile_cache_settings(),),
+        ) as pool:
+            futures = {
+                pool.submit(_run_cell, to_dict(cells[i].config), False, force, progress): i
+                for i in todo
+            }
+            for future in as_completed(futures):
+                record(futures[future], future.result())
+    else:
+        for i in todo:
+            record(i, _run_cell(to_dict(cells[i].config), progress, force, progress))
+    _write_results(out, name, cells, results, ylabel)
+
+
+def _cell_dir(cell: Cell) -> Path:
+    return Path(cell.config.out_dir) / str(cell.config.name)
+
+
+def _run_cell(
+    config_dict: dict[str, Any], bar: bool, fresh: bool, announce: bool
+) -> tuple[list[int], list[list[float]], dict]:
+    """Train one cell (in this or a worker process), continuing it from its newest
+    checkpoint unless ``fresh``; plain data out so it pickles cheaply."""
+    run = from_dict(RunConfig, config_dict)
+    run_dir = Path(run.out_dir) / str(run.name)
+    result = None
+    if not fresh and _same_config(run_dir, run) and list_checkpoints(run_dir / "checkpoints"):
+        try:
+            result = train(run, progress=bar, run_dir=run_dir, resume=True)
+        except CheckpointError as exc:  # e.g. written by an older version of the learner
+            print(f"{run_dir}: cannot continue ({exc}); training it from the start.")
+        else:
+            if announce:
+                print(f"{run_dir}: continued from its newest checkpoint.", flush=True)
+    if result is None:
+        if announce and not bar:
+            print(f"{run_dir}: training.", flush=True)
+        result = train(run, progress=bar, run_dir=run_dir)
+    return result.steps.tolist(), result.metrics["return"].tolist(), summary(result)
+
+
+def _share_compile_cache(settings: dict[str, Any]) -> None:
+    """Worker initializer: use the parent's persistent XLA cache, so a cell compiled before
+    (by the parent or another worker) is not compiled again."""
+    import jax
+
+    for key, value in settings.items():
+        jax.config.update(key, value)
+
+
+def _compile_cache_settings() -> dict[str, Any]:
+    import jax
+
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    return (
+        {key: getattr(jax.config, key) for key in names}
+        if jax.config.jax_compilation_cache_dir
+        else {}
+    )
+
+
+def _write_results(
+    out: Path, name: str, cells: list[Cell], results: dict[int, CellResult], ylabel: str
+) -> None:
+    """``curves.csv``, ``summary.json`` and the plot of the cells in ``results``."""
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     summaries: dict[str, dict[str, Any]] = {}
-    for title, label, run in cells:
-        run_dir = Path(run.out_dir) / str(run.name)
-        cached = None if force else _load_cell(run_dir, run)
-        if cached is None:
-            result = train(run, progress=progress)
-            steps, returns, cell_summary = result.steps, result.metrics["return"], summary(result)
-        else:
-            steps, returns, cell_summary = cached
-            if progress:
-                print(f"[{title} / {label}] already done in {run_dir}, loaded.")
-        curves.setdefault(title, {})[label] = (steps, returns)
-        summaries.setdefault(title, {})[label] = cell_summary
-
+    for i, cell in enumerate(cells):
+        if i in results:
+            steps, returns, cell_summary = results[i]
+            curves.setdefault(cell.group, {})[cell.label] = (steps, returns)
+            summaries.setdefault(cell.group, {})[cell.label] = cell_summary
     _write_curves(out / "curves.csv", curves)
     _atomic_write(out / "summary.json", json.dumps(summaries, indent=2) + "\n")
-    # tabular learners are scored exactly; the others by evaluation episodes
-    exact = all(get_algo(run.algo).family == "tabular" for _, _, run in cells)
-    ylabel = "exact return" if exact else "return (evaluation episodes)"
-    plot_panels(list(curves.items()), out / f"{config.experiment}.png", ylabel=ylabel)
-    return out
+    if curves:
+        plot_panels(list(curves.items()), out / f"{name}.png", ylabel=ylabel)
 
 
 def slug(text: str) -> str:
@@ -137,20 +272,28 @@ def slug(text: str) -> str:
     return "-".join(filter(None, keep.split("-")))
 
 
-def _load_cell(run_dir: Path, run: RunConfig) -> tuple[np.ndarray, np.ndarray, dict] | None:
-    """A finished cell's curve, if its run dir exists and was made by the same config."""
+def _same_config(run_dir: Path, run: RunConfig) -> bool:
+    """Whether ``run_dir`` was written by this resolved config (algorithm defaults filled in)."""
     try:
         saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-        cell_summary = json.loads((run_dir / "summary.json").read_text())
-        cols = read_metrics_csv(run_dir / "metrics.csv")
-    except (OSError, ValueError, yaml.YAMLError):
-        return None
+    except (OSError, yaml.YAMLError):
+        return False
     wanted = to_dict(run)
     spec = get_algo(run.algo)
     wanted["algo_kwargs"] = to_dict(from_dict(spec.config_cls, run.algo_kwargs))
     # as read back from YAML: tuples (e.g. hidden sizes) come back as lists
     wanted = json.loads(json.dumps(wanted))
-    if any(saved.get(k) != v for k, v in wanted.items()):
+    return isinstance(saved, dict) and all(saved.get(k) == v for k, v in wanted.items())
+
+
+def _load_cell(run_dir: Path, run: RunConfig) -> CellResult | None:
+    """A finished cell's curve, if its run dir exists and was made by the same config."""
+    if not _same_config(run_dir, run):
+        return None
+    try:
+        cell_summary = json.loads((run_dir / "summary.json").read_text())
+        cols = read_metrics_csv(run_dir / "metrics.csv")
+    except (OSError, ValueError):
         return None
     seeds = cols["seed"].astype(int)
     steps = np.unique(cols["step"])
