@@ -420,3 +420,21 @@ def test_iql_with_one_shared_network_takes_one_update():
         for a, b in zip(*map(jax.tree.leaves, (new.params, learn.params)), strict=True)
     )
     assert moved > 0 and np.isfinite(float(metrics["loss"]))
+
+
+@pytest.mark.parametrize(
+    "algo, env", [("qmix", "didactic"), ("dvdn_gt", "hallway"), ("dvdn", "navigation")]
+)
+def test_runs_on_the_other_discrete_envs(algo, env):
+    """The value-based learners train on DOP's didactic game and hallway and on discrete
+    cooperative navigation through the driver (one algorithm per env keeps this cheap)."""
+    from netmarl.run.config import RunConfig
+    from netmarl.run.driver import train
+
+    run = RunConfig(algo=algo, env=env, seeds=2, steps=200,
+                    eval_every=100, algo_kwargs={"hidden": 8, "batch_size": 2,
+                                                 "buffer_size": 8})  # fmt: skip
+    result = train(run, progress=False, write=False)
+    returns, steps = result.metrics["return"], result.metrics["env_steps"]
+    assert returns.shape == (2, 3) and np.isfinite(returns).all()
+    assert (steps[:, -1] >= 200).all()  # real env steps, every seed reached its budget
