@@ -85,13 +85,18 @@ def vdn_grads():
 # --- networks -------------------------------------------------------------------------------
 
 
-def test_gru_sequence_is_gru_agent_stepped():
+@pytest.mark.parametrize("hidden", [8, 16], ids=["jax-scan", "native-kernel"])
+def test_gru_sequence_is_gru_agent_stepped(hidden):
     """The hoisted sequence form computes exactly what stepping GRUAgent does, and its
-    hand-written backward pass the gradients autodiff gives the stepped GRUAgent."""
-    net = GRUAgent(8, 5)
-    params = jax.jit(net.init)(jax.random.key(0), jnp.zeros(8), jnp.zeros(7))
+    hand-written backward pass the gradients autodiff gives the stepped GRUAgent: with the
+    JAX scans (hidden 8) and with the native kernels (hidden a multiple of 16)."""
+    from netmarl import kernels
+
+    assert kernels.usable(hidden) == (hidden == 16 and kernels.available())
+    net = GRUAgent(hidden, 5)
+    params = jax.jit(net.init)(jax.random.key(0), jnp.zeros(hidden), jnp.zeros(7))
     x = jax.random.normal(jax.random.key(1), (6, 3, 7))
-    h0 = jax.random.normal(jax.random.key(3), (3, 8))
+    h0 = jax.random.normal(jax.random.key(3), (3, hidden))
     w = jax.random.normal(jax.random.key(2), (6, 3, 5))
 
     def stepped(params, x, h0):

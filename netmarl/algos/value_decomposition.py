@@ -69,6 +69,7 @@ import jax.custom_batching
 import jax.numpy as jnp
 import optax
 
+from netmarl import kernels
 from netmarl.algos.base import (
     NeuralLearner,
     Policy,
@@ -191,6 +192,11 @@ def _gru_q_forward(weights: tuple, x: Array, h0: Array, save: bool) -> tuple:
     t, b, _ = x.shape
     hidden = h0.shape[-1]
     e = jax.nn.relu(x @ w_d + b_d)  # [T, B, E]
+    if kernels.usable(hidden):  # the whole recurrence in one native call
+        w_h = jnp.concatenate([w_r, w_z, w_n], axis=1)
+        hs, factors = kernels.gru_forward(e @ w_i + b_i, h0, w_h, b_n, save)
+        q = hs @ w_o + b_o
+        return (q, (hs, e, factors)) if save else (q, None)
     # three separate [T, B, H] gate inputs: a scan that slices the minor axis of one
     # [T, B, 3H] array per step runs ~8x slower on XLA:CPU (measured)
     gates_in = tuple(e @ w_i[:, k * hidden : (k + 1) * hidden] + b_i[k * hidden : (k + 1) * hidden]
@@ -229,22 +235,28 @@ def _gru_q_fwd(weights: tuple, x: Array, h0: Array) -> tuple:
 def _gru_q_bwd(res: tuple, d_q: Array) -> tuple:
     """Flax ``GRUCell``: ``r, z = sigmoid(x_r + W_hr h), sigmoid(x_z + W_hz h)``,
     ``n = tanh(x_n + r (W_hn h + b_hn))``, ``h' = (1 - z) n + z h``; reverse-mode by hand."""
-    weights, x, h0, hs, e, (z, a, k_n, k_r, k_z) = res
+    weights, x, h0, hs, e, factors = res
     w_d, b_d, w_i, b_i, (w_r, w_z, w_n), b_n, w_o, b_o = weights
     t, b, hidden = hs.shape
     rows = t * b
     d_q = d_q.reshape(rows, -1)
     d_hs = (d_q @ w_o.T).reshape(t, b, hidden)
+    if kernels.usable(hidden):
+        w_h = jnp.concatenate([w_r, w_z, w_n], axis=1)
+        dh0, d_gates_h, d_gates_i = kernels.gru_backward(d_hs, factors, w_h)
+        d_gates_h, d_gates_i = d_gates_h.reshape(rows, -1), d_gates_i.reshape(rows, -1)
+    else:
+        z, a, k_n, k_r, k_z = factors
 
-    def step(dh: Array, u: tuple) -> tuple[Array, Array]:
-        d_out, z, k_r, k_z, k_n = u
-        dh = dh + d_out  # dL/dh_t in total
-        dh_prev = dh * z + (dh * k_r) @ w_r.T + (dh * k_z) @ w_z.T + (dh * k_n) @ w_n.T
-        return dh_prev, dh
+        def step(dh: Array, u: tuple) -> tuple[Array, Array]:
+            d_out, z, k_r, k_z, k_n = u
+            dh = dh + d_out  # dL/dh_t in total
+            dh_prev = dh * z + (dh * k_r) @ w_r.T + (dh * k_z) @ w_z.T + (dh * k_n) @ w_n.T
+            return dh_prev, dh
 
-    dh0, dh = jax.lax.scan(step, jnp.zeros_like(h0), (d_hs, z, k_r, k_z, k_n), reverse=True)
-    d_gates_h = jnp.concatenate([dh * k_r, dh * k_z, dh * k_n], axis=-1).reshape(rows, -1)
-    d_gates_i = jnp.concatenate([dh * k_r, dh * k_z, dh * a], axis=-1).reshape(rows, -1)
+        dh0, dh = jax.lax.scan(step, jnp.zeros_like(h0), (d_hs, z, k_r, k_z, k_n), reverse=True)
+        d_gates_h = jnp.concatenate([dh * k_r, dh * k_z, dh * k_n], axis=-1).reshape(rows, -1)
+        d_gates_i = jnp.concatenate([dh * k_r, dh * k_z, dh * a], axis=-1).reshape(rows, -1)
     h_prev = jnp.concatenate([h0[None], hs[:-1]]).reshape(rows, hidden)
     d_w_h = h_prev.T @ d_gates_h  # [H, 3H]: the three recurrent kernels side by side
     e = e.reshape(rows, -1)

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from netmarl import kernels
 from netmarl.errors import LocalityViolation, NetworkError
 from netmarl.network.graphs import Graph
 from netmarl.network.network import Network
@@ -73,7 +74,10 @@ def sensitivity_matrix(
         per_leaf = [jnp.abs(g).reshape(num_probes, n, n, -1).sum(-1) for g in grads]
         return sum(per_leaf).max(axis=0)
 
-    return np.asarray(compute([leaves[k] for k in float_pos], jax.random.PRNGKey(seed)))
+    # the audit differentiates the update itself; the native GRU kernels are differentiated
+    # only once (by the update), so trace with the JAX scans, which compute the same function
+    with kernels.switched_off():
+        return np.asarray(compute([leaves[k] for k in float_pos], jax.random.PRNGKey(seed)))
 
 
 def audit_locality(
