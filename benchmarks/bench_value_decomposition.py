@@ -30,6 +30,9 @@ EPyMARL (issue 6, one thread per run; this machine kind runs two at once, one pe
 IQL (GRU 128) 690 env steps/s and 43 ms per update, VDN (GRU 64) 1,000 and 22 ms, QMIX (GRU 64)
 920 and 27 ms, so the whole machine does 2x those env steps/s.
 
+The GRU recurrences run on netmarl's native kernels (:mod:`netmarl.kernels`) where a C++
+compiler is found; ``NETMARL_NATIVE_KERNELS=0`` measures the pure-JAX scans instead.
+
 Run: ``taskset -c 0 .venv/bin/python benchmarks/bench_value_decomposition.py`` (a few
 minutes; without ``taskset`` XLA uses both cores for the large matmuls). The timed chunks
 donate the train state (see :func:`time_training`).
@@ -57,6 +60,7 @@ import time
 import jax
 import numpy as np
 
+from netmarl import kernels
 from netmarl.algos.base import vmap_seeds
 from netmarl.algos.value_decomposition import ValueDecomposition, ValueDecompositionConfig
 from netmarl.buffers import buffer_sample
@@ -267,6 +271,7 @@ def main() -> None:
 
     print(f"# {platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__}, {TASK}")
     print(f"# CPUs this process may use: {sorted(os.sched_getaffinity(0))}")
+    print(f"# GRU recurrences: {'native kernels' if kernels.available() else 'JAX scans'}")
     print(f"# load average at start: {os.getloadavg()[0]:.2f}")
     header = (
         "| learner | seeds | env steps/s (wall) | env steps per CPU-s | machine est. vs EPyMARL "
