@@ -169,7 +169,7 @@ def test_an_interrupted_cell_continues_from_its_checkpoint(tmp_path, capsys):
     capsys.readouterr()
     assert main(["run", str(path)]) == 0
     printed = capsys.readouterr().out
-    assert f"{cells[0]}: continued from its newest checkpoint" in printed
+    assert f"{cells[0]}: continuing from its newest checkpoint" in printed
     assert f"{cells[1]}: cannot continue" in printed
     assert "3 cells, 1 already done" in printed
     assert {c.name: (c / "metrics.csv").read_bytes() for c in cells} == whole

@@ -215,13 +215,12 @@ def _run_cell(
     run_dir = Path(run.out_dir) / str(run.name)
     result = None
     if not fresh and _same_config(run_dir, run) and list_checkpoints(run_dir / "checkpoints"):
+        if announce:
+            print(f"{run_dir}: continuing from its newest checkpoint.", flush=True)
         try:
             result = train(run, progress=bar, run_dir=run_dir, resume=True)
         except CheckpointError as exc:  # e.g. written by an older version of the learner
-            print(f"{run_dir}: cannot continue ({exc}); training it from the start.")
-        else:
-            if announce:
-                print(f"{run_dir}: continued from its newest checkpoint.", flush=True)
+            print(f"{run_dir}: cannot continue ({exc}); training it from the start.", flush=True)
     if result is None:
         if announce and not bar:
             print(f"{run_dir}: training.", flush=True)
