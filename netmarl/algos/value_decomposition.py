@@ -170,7 +170,10 @@ def gru_sequence(params: Any, x: Array, h0: Array) -> Array:
     scan keeps only three [B, H] x [H, H] matmuls and one elementwise fusion per step. The
     backward pass is written by hand (:func:`_gru_q_bwd`): one reverse scan that carries
     only dL/dh, then every weight gradient as one large matmul over all T x B rows, the
-    three gates concatenated (one [H, T B] x [T B, 3H] matmul instead of three).
+    three gates concatenated (one [H, T B] x [T B, 3H] matmul instead of three). Where
+    :func:`netmarl.kernels.usable` (a C++ compiler, hidden size a multiple of 16), the forward
+    and reverse scans each run as one native call (:mod:`netmarl.kernels`); elsewhere as
+    ``lax.scan``. Both compute the same function (tested to float rounding).
     """
     p = params["params"]
     g = p["GRUCell_0"]
