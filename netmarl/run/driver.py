@@ -167,6 +167,7 @@ def train(
     history: list[dict[str, np.ndarray]] = []
     returns0 = np.asarray(initial(state))
     first_chunk = 0
+    earlier_wall = 0.0  # seconds spent before this run was last stopped
     if resume:
         first_chunk, state, extra = checkpoint.load_latest(run_dir / "checkpoints", state)
         history = [
@@ -174,6 +175,7 @@ def train(
             for h in extra["history"]
         ]
         returns0 = np.asarray(extra["returns0"], dtype=returns0.dtype)
+        earlier_wall = float(extra.get("wall_time_s", 0.0))
 
     def save(chunk_index: int, good_state: Any) -> None:
         extra = {
@@ -182,6 +184,7 @@ def train(
                 for h in history
             ],
             "returns0": returns0.tolist(),
+            "wall_time_s": earlier_wall + time.perf_counter() - start,
         }
         checkpoint.save(run_dir / "checkpoints", chunk_index, good_state, extra)
 
@@ -210,7 +213,7 @@ def train(
         bar.close()
     if write and (not config.checkpoint_every or config.num_chunks % config.checkpoint_every):
         save(config.num_chunks, state)
-    wall = time.perf_counter() - start
+    wall = earlier_wall + time.perf_counter() - start  # a resumed run counts all its sessions
 
     names = history[0].keys()
     stacked = {k: np.stack([h[k] for h in history], axis=1) for k in names}
