@@ -427,6 +427,36 @@ def test_iql_with_one_shared_network_takes_one_update():
     assert moved > 0 and np.isfinite(float(metrics["loss"]))
 
 
+@pytest.mark.parametrize("algo", ["dvdn_gt", "vdn"])
+def test_seeds_updated_one_at_a_time_match_the_vmapped_update(algo):
+    """The driver's update runs seed after seed (one_seed_at_a_time) inside a cond whose
+    predicate differs per seed (the buffer is ready, the seed is still active): the same
+    result as the plain vmapped update, also for DVDN (GT) whose consensus over dropping
+    links puts constants in the update's body."""
+    from netmarl.algos.base import vmap_seeds
+
+    batch, _, _ = batch_and_params()
+    network = make_network("ring", num_agents=4, rounds=1, link_drop=0.25)
+    vd = build(algo, network=network if algo == "dvdn_gt" else None)
+    learn = jax.vmap(vd.init_learn)(jax.random.split(jax.random.key(0), 2))
+    keys = jax.random.split(jax.random.key(1), 2)
+    ready = jnp.array([True, False])
+
+    def step(update):
+        def one(learn, key, ready):
+            return jax.lax.cond(ready, lambda s: update(s, batch, key)[0], lambda s: s, learn)
+
+        return jax.jit(vmap_seeds(one))(learn, keys, ready)
+
+    in_sequence = step(vd._update_per_seed)
+    vmapped = step(vd._trimmed_update)
+    for a, b, before in zip(*map(jax.tree.leaves, (in_sequence, vmapped, learn)), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(a[1], before[1])  # the seed whose predicate was False
+    moved = jax.tree.leaves(in_sequence.params.agent)[0][0] - jax.tree.leaves(learn.params)[0][0]
+    assert float(jnp.abs(moved).max()) > 0
+
+
 @pytest.mark.parametrize(
     "algo, env", [("qmix", "didactic"), ("dvdn_gt", "hallway"), ("dvdn", "navigation")]
 )

@@ -196,6 +196,31 @@ def max_over_seeds(x: Array) -> Array:
         return x
 
 
+def one_seed_at_a_time(fn: Callable) -> Callable:
+    """``fn``, run seed after seed (a loop) where the driver vmaps it over seeds, instead of
+    vmapped: each seed has its own weights, so vmapping turns every matmul into a batched
+    one, which XLA:CPU runs ~3x slower than the same matmuls one seed at a time.
+
+    ``jax.custom_batching.sequential_vmap``, with the constants of ``fn``'s body (e.g. a
+    consensus matrix) passed in as arguments: ``sequential_vmap`` requires its closed-over
+    constants unbatched, and an enclosing cond with a per-seed predicate batches them (JAX
+    0.10: ``AssertionError`` on ``consts_batched``).
+    """
+
+    def run(*args: Any) -> Any:
+        closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
+
+        def body(consts: list, flat_args: list) -> list:
+            return jax.core.eval_jaxpr(closed.jaxpr, consts, *flat_args)
+
+        flat_out = jax.custom_batching.sequential_vmap(body)(
+            list(closed.consts), jax.tree.leaves(args)
+        )
+        return jax.tree.unflatten(jax.tree.structure(out_shape), flat_out)
+
+    return run
+
+
 def trim_lengths(limit: int, levels: int = 3) -> tuple[int, ...]:
     """The lengths a batch of replayed episodes may be cut to: ``limit``, ``limit / 2``, ...
     (``levels`` of them, rounded up, ascending)."""
