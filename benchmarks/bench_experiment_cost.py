@@ -5,6 +5,8 @@ reproduction) with its exact configuration (algorithm, task, graph, seeds vmappe
 program as ``netmarl train`` runs them): the driver's compiled chunk is timed after a
 warm-up chunk, and the figures are
 
+(the timing loop is ``bench_value_decomposition.time_training``)
+
 * **env steps per CPU-s**: env steps over the CPU time the process used. Run pinned to one
   core (``taskset -c 0``), it is what one of ``netmarl run --processes 2``'s workers
   achieves on its own core.
@@ -25,42 +27,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import jax
-import numpy as np
+from bench_value_decomposition import time_training
 
 from netmarl import kernels
-from netmarl.algos.base import vmap_seeds
-from netmarl.run.config import from_dict
+from netmarl.run.config import RunConfig, from_dict
 from netmarl.run.driver import build, with_overrides
 from netmarl.run.experiment import ExperimentConfig, load_yaml, plan
 
 DEFAULT = Path(__file__).resolve().parents[1] / "experiments" / "dvdn_lbf.yaml"
 
 
-def time_cell(config, chunk_steps: int, chunks: int) -> tuple[float, float, float]:
+def time_cell(config: RunConfig, chunk_steps: int, chunks: int) -> tuple[float, float, float]:
     """(env steps per CPU second, CPU ms per iteration and seed, compile seconds) of the
     cell's chunk, all its seeds."""
     built = build(with_overrides(config, {"eval_every": chunk_steps, "eval_episodes": 1}))
-    trainer = built.learner.trainer(chunk_steps, 1)
-    state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), config.seeds))
-    chunk = jax.jit(vmap_seeds(trainer.chunk), donate_argnums=0)
-    t0 = time.perf_counter()
-    state, metrics = chunk(state)  # compile + warm-up (fills the buffer past one batch)
-    jax.block_until_ready(metrics)
-    compile_s = time.perf_counter() - t0
-    start = np.asarray(metrics["env_steps"])
-    iterations = 0
-    c0 = time.process_time()
-    for _ in range(chunks):
-        state, metrics = chunk(state)
-        metrics = jax.device_get(metrics)
-        iterations += int(np.sum(metrics["iterations"]))
-    cpu = time.process_time() - c0
-    steps = int(np.sum(np.asarray(metrics["env_steps"]) - start))
-    return steps / cpu, 1000 * cpu / iterations, compile_s
+    _, per_cpu_s, chunk_cpu, iterations, compile_s, _ = time_training(
+        built.learner, config.seeds, chunk_steps, chunks, 1
+    )
+    return per_cpu_s, 1000 * chunk_cpu / (iterations * config.seeds), compile_s
 
 
 def main() -> None:

@@ -61,7 +61,7 @@ import jax
 import numpy as np
 
 from netmarl import kernels
-from netmarl.algos.base import vmap_seeds
+from netmarl.algos.base import NeuralLearner, vmap_seeds
 from netmarl.algos.value_decomposition import ValueDecomposition, ValueDecompositionConfig
 from netmarl.buffers import buffer_sample
 from netmarl.envs import make_env
@@ -99,10 +99,10 @@ def build(algo: str, overrides: dict) -> ValueDecomposition:
     return ValueDecomposition(algo, env, 0.99, ValueDecompositionConfig(**overrides), None)
 
 
-def time_training(vd: ValueDecomposition, seeds: int, chunk_steps: int, chunks: int, eval_eps: int):
+def time_training(learner: NeuralLearner, seeds: int, chunk_steps: int, chunks: int, eval_eps: int):
     """(env steps/s over seeds, env steps per CPU second, CPU seconds per chunk, iterations
-    (= updates) per chunk, compile seconds, state)."""
-    trainer = vd.learner().trainer(chunk_steps, eval_eps)
+    (= updates) per chunk and seed, compile seconds, state)."""
+    trainer = learner.trainer(chunk_steps, eval_eps)
     keys = jax.random.split(jax.random.key(0), seeds)
     state = jax.jit(jax.vmap(trainer.init))(keys)
     # the state is donated: without it every chunk copies the replay buffers (5000
@@ -285,7 +285,7 @@ def main() -> None:
         vd = build(algo, overrides)
         for seeds in args.seeds:
             sps, sp_cpu, chunk_cpu, updates_per_chunk, compile_s, state = time_training(
-                vd, seeds, args.chunk_steps, args.chunks, args.eval_episodes
+                vd.learner(), seeds, args.chunk_steps, args.chunks, args.eval_episodes
             )
             ms = time_updates(vd, state, args.updates)
             share = updates_per_chunk * ms / 1000 / chunk_cpu
