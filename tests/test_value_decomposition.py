@@ -427,6 +427,42 @@ def test_iql_with_one_shared_network_takes_one_update():
     assert moved > 0 and np.isfinite(float(metrics["loss"]))
 
 
+def test_reward_statistics_are_those_of_every_real_step_seen():
+    """standardise_rewards: after two batches the running mean / variance are those of the
+    real (unpadded) steps of both, per agent; padding is left out."""
+    from netmarl.algos.value_decomposition import reward_stats_init, reward_stats_update
+
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(2.0, 3.0, (4, 6, 2)).astype(np.float32) for _ in range(2)]
+    masks = [np.ones((4, 6), np.float32), (np.arange(6) < 4)[None].repeat(4, 0).astype(np.float32)]
+    stats = reward_stats_init((2,))
+    for rewards, mask in zip(batches, masks, strict=True):
+        stats = reward_stats_update(stats, jnp.asarray(rewards), jnp.asarray(mask))
+    real = np.concatenate([r[m > 0] for r, m in zip(batches, masks, strict=True)])  # [steps, 2]
+    np.testing.assert_allclose(stats.mean, real.mean(0), rtol=1e-4)
+    np.testing.assert_allclose(stats.var, real.var(0), rtol=1e-3)  # the prior weighs 1e-4
+
+
+def test_standardised_rewards_change_the_update_and_keep_their_statistics():
+    batch, _, _ = batch_and_params()
+    for algo in ("vdn", "dvdn"):
+        plain = build(algo)
+        cfg = ValueDecompositionConfig(hidden=16, buffer_size=64, batch_size=4,
+                                       standardise_rewards=True)  # fmt: skip
+        vd = build(algo, cfg)
+        learn = vd.init_learn(jax.random.key(0))
+        new, _ = jax.jit(vd.update)(learn, batch, jax.random.key(1))
+        shape = (vd.n,) if algo == "dvdn" else ()  # DVDN: each agent its own reward
+        assert new.reward_stats.mean.shape == shape
+        assert float(new.reward_stats.count.min()) == pytest.approx(float(batch.filled.sum()), abs=1e-3)
+        base, _ = jax.jit(plain.update)(plain.init_learn(jax.random.key(0)), batch,
+                                        jax.random.key(1))  # fmt: skip
+        assert base.reward_stats == ()
+        moved = [float(jnp.abs(a - b).max()) for a, b in zip(
+            jax.tree.leaves(new.params), jax.tree.leaves(base.params), strict=True)]  # fmt: skip
+        assert max(moved) > 0
+
+
 @pytest.mark.parametrize("algo", ["dvdn_gt", "vdn"])
 def test_seeds_updated_one_at_a_time_match_the_vmapped_update(algo):
     """The driver's update runs seed after seed (one_seed_at_a_time) inside a cond whose

@@ -122,6 +122,9 @@ class ValueDecompositionConfig:
     mixing_embed_dim: int | None = None  # default 32
     hypernet_embed: int | None = None  # default 64
     mixer_init_scale: float | None = None  # default 1e-3 (see QMixer)
+    # EPyMARL's ``standardise_rewards``: train on rewards minus their running mean, over their
+    # running standard deviation (statistics of the replayed batches; see RewardStats)
+    standardise_rewards: bool = False
 
 
 class Episodes(NamedTuple):
@@ -142,12 +145,24 @@ class VDParams(NamedTuple):
     mixer: Any  # QMIX mixer params, () otherwise
 
 
+class RewardStats(NamedTuple):
+    """Running mean and variance of the rewards the learner trains on (Chan et al.'s
+    parallel update, as EPyMARL's ``RunningMeanStd``: mean 0, variance 1, count 1e-4 at the
+    start): per agent for local rewards (IQL with ``reward: local``, DVDN: each agent its
+    own, no communication), one for the team reward (the rest)."""
+
+    mean: Array  # [N] local or [] team
+    var: Array
+    count: Array
+
+
 class LearnState(NamedTuple):
     params: VDParams
     target: VDParams
     opt_state: Any
     tracking: Any  # DVDN (GT): TrackingState of the agents' gradients; () otherwise
     updates: Array  # [] int32
+    reward_stats: Any = ()  # standardise_rewards: RewardStats; () otherwise
 
 
 class VDState(NamedTuple):
@@ -340,6 +355,28 @@ def clip_per_agent(grads: Any, max_norm: float) -> Any:
     return jax.tree.map(lambda g: g * scale.reshape((-1,) + (1,) * (g.ndim - 1)), grads)
 
 
+def reward_stats_init(shape: tuple[int, ...]) -> RewardStats:
+    return RewardStats(jnp.zeros(shape), jnp.ones(shape), jnp.full(shape, 1e-4))
+
+
+def reward_stats_update(stats: RewardStats, rewards: Array, mask: Array) -> RewardStats:
+    """Fold the real steps (``mask`` [B, T]) of rewards [B, T, ...] into the statistics."""
+    m = mask.reshape(mask.shape + (1,) * (rewards.ndim - mask.ndim))
+    count = jnp.sum(m * jnp.ones_like(rewards), axis=(0, 1))
+    mean = jnp.sum(rewards * m, axis=(0, 1)) / jnp.maximum(count, 1.0)
+    var = jnp.sum(m * (rewards - mean) ** 2, axis=(0, 1)) / jnp.maximum(count, 1.0)
+    total = stats.count + count
+    delta = mean - stats.mean
+    new_mean = stats.mean + delta * count / total
+    m2 = stats.var * stats.count + var * count + delta**2 * stats.count * count / total
+    return RewardStats(new_mean, m2 / total, total)
+
+
+def standardised(rewards: Array, stats: RewardStats) -> Array:
+    # 1e-8: no division by zero while every reward seen so far was the same
+    return (rewards - stats.mean) / jnp.sqrt(stats.var + 1e-8)
+
+
 def linear_epsilon(config: ValueDecompositionConfig, t_env: Array) -> Array:
     frac = jnp.minimum(t_env / config.epsilon_anneal_steps, 1.0)
     return config.epsilon_start + frac * (config.epsilon_finish - config.epsilon_start)
@@ -376,6 +413,7 @@ class ValueDecomposition:
         self.in_size = self.obs_size + (self.n if config.obs_agent_id else 0)
         self.shared = self._sharing()
         self.reward = config.reward or ("local" if algo in NETWORKED else "team")
+        self.uses_local_rewards = algo in ("iql", *NETWORKED) and self.reward == "local"
         self.agent_net = GRUAgent(config.hidden, self.num_actions)
         self.mixer = (
             QMixer(
@@ -653,11 +691,20 @@ class ValueDecomposition:
         if self.algo == "dvdn_gt":  # z(0) = g(0): with zeros, the first update sets z = g
             zeros = jax.tree.map(jnp.zeros_like, params.agent)
             tracking = TrackingState(tracker=zeros, last_grad=zeros)
-        return LearnState(params, params, opt_state, tracking, jnp.int32(0))
+        reward_stats: Any = ()
+        if self.config.standardise_rewards:
+            reward_stats = reward_stats_init((self.n,) if self.uses_local_rewards else ())
+        return LearnState(params, params, opt_state, tracking, jnp.int32(0), reward_stats)
 
     def update(self, learn: LearnState, batch: Episodes, key: Array) -> tuple[LearnState, dict]:
         """One gradient step on a batch of episodes, then the periodic target copy."""
         k_td, k_gt = jax.random.split(key)
+        reward_stats = learn.reward_stats
+        if self.config.standardise_rewards:  # statistics first, then this batch's rewards
+            field = "rewards" if self.uses_local_rewards else "team_reward"
+            rewards = getattr(batch, field)
+            reward_stats = reward_stats_update(reward_stats, rewards, batch.filled)
+            batch = batch._replace(**{field: standardised(rewards, reward_stats)})
         grads, metrics = self.gradients(learn.params, learn.target, batch, k_td)
         stats = metrics.pop("mix", MixStats.zero())
         params = learn.params
@@ -685,7 +732,8 @@ class ValueDecomposition:
         copy = updates_done % self.config.target_update_interval == 0
         target = jax.tree.map(lambda p, t: jnp.where(copy, p, t), params, learn.target)
         metrics["floats_sent"] = stats.floats_sent
-        return LearnState(params, target, opt_state, tracking, updates_done), metrics
+        new = LearnState(params, target, opt_state, tracking, updates_done, reward_stats)
+        return new, metrics
 
     # -- data --
 

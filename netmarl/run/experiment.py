@@ -272,17 +272,27 @@ def slug(text: str) -> str:
 
 
 def _same_config(run_dir: Path, run: RunConfig) -> bool:
-    """Whether ``run_dir`` was written by this resolved config (algorithm defaults filled in)."""
+    """Whether ``run_dir`` was written by this resolved config (algorithm defaults filled in).
+
+    An algorithm option added after the run was written counts as the same where this config
+    leaves it at its default (the saved run had the default behaviour)."""
     try:
         saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     except (OSError, yaml.YAMLError):
         return False
-    wanted = to_dict(run)
+    if not isinstance(saved, dict):
+        return False
     spec = get_algo(run.algo)
+    wanted = to_dict(run)
     wanted["algo_kwargs"] = to_dict(from_dict(spec.config_cls, run.algo_kwargs))
+    try:  # the saved options with today's defaults for the ones it predates
+        saved_algo = from_dict(spec.config_cls, saved.get("algo_kwargs") or {})
+    except ConfigError:  # an option that no longer exists
+        return False
+    saved = {**saved, "algo_kwargs": to_dict(saved_algo)}
     # as read back from YAML: tuples (e.g. hidden sizes) come back as lists
-    wanted = json.loads(json.dumps(wanted))
-    return isinstance(saved, dict) and all(saved.get(k) == v for k, v in wanted.items())
+    wanted, saved = json.loads(json.dumps(wanted)), json.loads(json.dumps(saved))
+    return all(saved.get(k) == v for k, v in wanted.items())
 
 
 def _load_cell(run_dir: Path, run: RunConfig) -> CellResult | None:
