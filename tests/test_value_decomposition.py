@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -445,16 +446,15 @@ def test_reward_statistics_are_those_of_every_real_step_seen():
 
 def test_standardised_rewards_change_the_update_and_keep_their_statistics():
     batch, _, _ = batch_and_params()
-    for algo in ("vdn", "dvdn"):
-        plain = build(algo)
-        cfg = ValueDecompositionConfig(hidden=16, buffer_size=64, batch_size=4,
-                                       standardise_rewards=True)  # fmt: skip
-        vd = build(algo, cfg)
+    for algo in ("vdn", "dvdn", "iql"):
+        vd = build(algo)  # SMALL: standardise_rewards on, the default
+        plain = build(algo, dataclasses.replace(SMALL, standardise_rewards=False))
         learn = vd.init_learn(jax.random.key(0))
         new, _ = jax.jit(vd.update)(learn, batch, jax.random.key(1))
-        shape = (vd.n,) if algo == "dvdn" else ()  # DVDN: each agent its own reward
+        shape = () if algo == "vdn" else (vd.n,)  # IQL, DVDN: each agent its own statistics
         assert new.reward_stats.mean.shape == shape
-        assert float(new.reward_stats.count.min()) == pytest.approx(float(batch.filled.sum()), abs=1e-3)
+        steps = float(batch.filled.sum())
+        assert float(new.reward_stats.count.min()) == pytest.approx(steps, abs=1e-3)
         base, _ = jax.jit(plain.update)(plain.init_learn(jax.random.key(0)), batch,
                                         jax.random.key(1))  # fmt: skip
         assert base.reward_stats == ()
