@@ -250,8 +250,7 @@ def on_trimmed_episodes(
         if len(lengths) == 1:
             return fn(batch, *args)
         longest = jnp.max(jnp.sum(filled > 0, axis=1))
-        # the first length >= longest (Python scalars: an array constant here trips
-        # sequential_vmap inside a batched cond, "consts_batched")
+        # the first length >= longest
         index = sum((longest > n).astype(jnp.int32) for n in lengths[:-1])
         if across_seeds:
             index = max_over_seeds(index)

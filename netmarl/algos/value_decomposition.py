@@ -46,8 +46,8 @@ agent's gradient on its own (a global clip would couple agents); the centralized
 (VDN, VDN (PS), QMIX) and IQL with ``share_params`` (one network) clip the global norm of all
 parameters, as EPyMARL does.
 [code: EPyMARL] Rewards are standardised by their running mean and standard deviation
-(``standardise_rewards``, on by default as in EPyMARL's IQL / VDN / QMIX configs); an agent
-that trains on its own reward (DVDN, IQL with ``reward: local``) keeps its own statistics.
+(``standardise_rewards``, on by default as in EPyMARL's IQL / VDN / QMIX configs); IQL and
+DVDN agents each keep the statistics of the reward they train on, VDN and QMIX one set.
 [choice] QMIX's mixer starts with small output layers (see :class:`QMixer`).
 [choice] DVDN (GT): the local gradient is clipped per agent *before* it enters the tracker
 (so the tracker still averages what the agents computed); Adam (per agent) then runs on the
@@ -68,7 +68,6 @@ from typing import Any, Literal, NamedTuple
 
 import flax.linen as nn
 import jax
-import jax.custom_batching
 import jax.numpy as jnp
 import optax
 
