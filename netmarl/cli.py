@@ -59,6 +59,12 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="base seed")
     p.add_argument("--steps", type=int, default=d.steps, help=f"env steps (default {d.steps})")
     p.add_argument("--eval-every", type=int, default=d.eval_every, help="steps per evaluation")
+    p.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=d.eval_episodes,
+        help=f"greedy episodes per evaluation, neural learners (default {d.eval_episodes})",
+    )
     p.add_argument("--gamma", type=float, default=d.gamma, help="discount factor")
     p.add_argument("--out-dir", default=d.out_dir, help="where run directories go")
     p.add_argument("--name", help="run directory name (default: algo-env-time)")
@@ -101,6 +107,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "steps": args.steps,
             "eval_every": args.eval_every,
+            "eval_episodes": args.eval_episodes,
             "checkpoint_every": args.checkpoint_every,
             "tensorboard": args.tensorboard,
             "gamma": args.gamma,

@@ -34,7 +34,8 @@ def tiny_config(tmp_path: Path, **overrides) -> RunConfig:
 def test_train_writes_a_complete_run_directory(tmp_path, capsys):
     code = main(
         ["train", *TINY_ENV, "--agents", "3", "--seeds", "2", "--steps", "2000",
-         "--eval-every", "500", "--out-dir", str(tmp_path), "--name", "r", "-q", "--tensorboard"]
+         "--eval-every", "500", "--eval-episodes", "7", "--out-dir", str(tmp_path), "--name", "r",
+         "-q", "--tensorboard"]
     )  # fmt: skip
     assert code == 0
     run = tmp_path / "r"
@@ -47,6 +48,7 @@ def test_train_writes_a_complete_run_directory(tmp_path, capsys):
     assert runs["lijia_ac"]["run_1"]["step_4"]["step_count"] == 2000
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["algo"] == "lijia_ac" and config["env_kwargs"]["num_agents"] == 3
+    assert config["eval_episodes"] == 7
     assert config["algo_kwargs"]["critic_lr"] > 0  # resolved algorithm defaults are recorded
     metrics = read_metrics_csv(run / "metrics.csv")
     assert sorted(set(metrics["step"])) == [0, 500, 1000, 1500, 2000]
@@ -203,6 +205,14 @@ def test_experiment_with_a_typo_fails_before_training(tmp_path, capsys):
     assert main(["run", str(path)]) == 2
     assert "Did you mean 'joint_q'" in capsys.readouterr().err
     assert not (tmp_path / "r" / "runs").exists()
+
+
+def test_train_refuses_zero_evaluation_episodes(tmp_path, capsys):
+    """A count of evaluation episodes below one is refused before training."""
+    args = ["train", "--algo", "iql", "--env", "didactic", "--out-dir", str(tmp_path), "-q"]
+    assert main([*args, "--eval-episodes", "0"]) == 2
+    assert "eval_episodes must be >= 1, got 0" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 def test_yaml_that_does_not_parse(tmp_path, capsys):

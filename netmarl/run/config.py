@@ -64,6 +64,8 @@ class RunConfig:
             )
         if not 0.0 <= self.gamma < 1.0:
             raise ConfigError(f"gamma must be in [0, 1), got {self.gamma}.")
+        if self.eval_episodes < 1:
+            raise ConfigError(f"eval_episodes must be >= 1, got {self.eval_episodes}.")
         if self.checkpoint_every < 0:
             raise ConfigError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}.")
         if self.rounds < 0:
