@@ -48,10 +48,16 @@ def test_sigkilled_run_resumes_bit_identical(tmp_path):
     proc.wait()
     assert checkpoint.list_checkpoints(ckpts), "the run never wrote a checkpoint"
     assert not (tmp_path / "killed" / "summary.json").exists(), "killed too late to test resume"
+    whole, resumed = tmp_path / "whole", tmp_path / "killed"
+    # the unfinished run's evaluations so far: the first rows of the finished run's metrics
+    so_far = (resumed / "progress.csv").read_text().splitlines()
+    assert len(so_far) >= 1 + 2 * 2  # header, the initial and >= 1 evaluation of 2 seeds
+    assert (whole / "metrics.csv").read_text().splitlines()[: len(so_far)] == so_far
+    assert not (whole / "progress.csv").exists()
 
     assert main(["train", "--resume", str(tmp_path / "killed"), "-q"]) == 0
-    whole, resumed = tmp_path / "whole", tmp_path / "killed"
     assert (whole / "metrics.csv").read_bytes() == (resumed / "metrics.csv").read_bytes()
+    assert not (resumed / "progress.csv").exists()
     final_whole = checkpoint.list_checkpoints(whole / "checkpoints")[-1]
     final_resumed = checkpoint.list_checkpoints(resumed / "checkpoints")[-1]
     with np.load(final_whole) as a, np.load(final_resumed) as b:

@@ -143,6 +143,9 @@ def test_not_a_run_directory_is_one_clear_error(tmp_path, capsys):
     (tmp_path / "config.yaml").write_text("algo: lijia_ac\n")  # started, never finished
     with pytest.raises(ConfigError, match="no metrics.csv"):
         make_report(tmp_path)
+    (tmp_path / "progress.csv").write_text("seed,step,return\n0,0,0.5\n")  # checkpointed
+    with pytest.raises(ConfigError, match="progress.csv holds its evaluations up to the last"):
+        make_report(tmp_path)
 
 
 # --------------------------------------------------------------------------- end to end

@@ -84,9 +84,15 @@ def _read_curves(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
     path = run_dir / "metrics.csv"
     if not path.is_file():
+        partial = run_dir / "progress.csv"
+        so_far = (
+            f"; {partial} holds its evaluations up to the last checkpoint"
+            if partial.is_file()
+            else ""
+        )
         raise ConfigError(
             f"run directory {str(run_dir)!r} has no metrics.csv: the run has not finished "
-            "(or was not written by netmarl), so there is nothing to report yet."
+            f"(or was not written by netmarl), so there is nothing to report yet{so_far}."
         )
     try:
         cols = read_metrics_csv(path)

@@ -144,7 +144,8 @@ def train(
     """Train ``config.seeds`` seeds as one compiled program and (optionally) write a run dir.
 
     With ``write``, the run directory gets its ``config.yaml`` first, a checkpoint every
-    ``config.checkpoint_every`` chunks and at the end, and the results last. ``resume``
+    ``config.checkpoint_every`` chunks and at the end (with ``progress.csv``, the evaluations
+    so far, until the run finishes), and the results last. ``resume``
     continues from the newest good checkpoint of ``run_dir``; because the whole train state
     (PRNG keys included) is checkpointed, a resumed run ends bit-identical to an
     uninterrupted one.
@@ -186,6 +187,9 @@ def train(
             "returns0": returns0.tolist(),
             "wall_time_s": earlier_wall + time.perf_counter() - start,
         }
+        if history:  # the evaluations so far, readable while the run goes on
+            steps, stacked = _curves(history, returns0, config.eval_every)
+            _atomic_write(run_dir / "progress.csv", writers.metrics_csv(steps, stacked))
         checkpoint.save(run_dir / "checkpoints", chunk_index, good_state, extra)
 
     bar = _progress(config, progress, initial=first_chunk * config.eval_every)
@@ -215,10 +219,7 @@ def train(
         save(config.num_chunks, state)
     wall = earlier_wall + time.perf_counter() - start  # a resumed run counts all its sessions
 
-    names = history[0].keys()
-    stacked = {k: np.stack([h[k] for h in history], axis=1) for k in names}
-    stacked["return"] = np.concatenate([returns0[:, None], stacked["return"]], axis=1)
-    steps = np.arange(config.num_chunks + 1) * config.eval_every
+    steps, stacked = _curves(history, returns0, config.eval_every)
     result = RunResult(
         config=config,
         algo_config=built.algo_config,
@@ -230,7 +231,18 @@ def train(
     )
     if write:
         result.run_dir = write_run(result, run_dir)
+        (result.run_dir / "progress.csv").unlink(missing_ok=True)  # metrics.csv has it all
     return result
+
+
+def _curves(
+    history: list[dict[str, np.ndarray]], returns0: np.ndarray, eval_every: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Evaluation steps [T+1] and every metric stacked over chunks [seeds, T(+1), ...]; the
+    returns start with the evaluation before training."""
+    stacked = {k: np.stack([h[k] for h in history], axis=1) for k in history[0]}
+    stacked["return"] = np.concatenate([returns0[:, None], stacked["return"]], axis=1)
+    return np.arange(len(history) + 1) * eval_every, stacked
 
 
 def resume_run(run_dir: str | Path, *, progress: bool = True) -> RunResult:
