@@ -201,6 +201,27 @@ def test_report_of_a_single_run(experiment):
     assert "critic_lr:" in text  # the resolved algorithm defaults are shown
 
 
+def test_report_lists_the_cells_still_training(experiment, tmp_path):
+    """A cell that has checkpointed but not finished shows its evaluations so far, apart from
+    the tables of finished cells; with no finished cell yet, the error says where they are."""
+    root = tmp_path / "exp"
+    shutil.copytree(experiment, root)
+    finished = (root / "runs" / "b-three-agents--algorithm-1" / "metrics.csv").read_text()
+    running = root / "runs" / "c-later--algorithm-1"
+    running.mkdir()
+    shutil.copy(root / "runs" / "b-three-agents--algorithm-1" / "config.yaml", running)
+    (running / "progress.csv").write_text("\n".join(finished.splitlines()[:7]) + "\n")
+    text = make_report(root).read_text()
+    section = text.split("## Unfinished cells")[1]
+    row = next(line for line in section.splitlines() if line.startswith("| c-later--algorithm-1"))
+    assert row.startswith("| c-later--algorithm-1 | 3 | 500 |"), row  # seeds, steps so far
+    assert "c-later" not in text.split("## Unfinished cells")[0]  # not in the results tables
+
+    (root / "summary.json").unlink()
+    with pytest.raises(ConfigError, match=r"has finished yet.*c-later--algorithm-1/progress.csv"):
+        make_report(root)
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 # Injected into a copy of the page (the report itself has no scripts): after load, write what

@@ -6,7 +6,9 @@ the best in bold, results that match the best marked), final returns with interq
 probabilities of improvement (Agarwal et al. 2021), learning curves with CI bands regenerated
 from the per-seed metrics, and the resolved configurations. Everything is computed from the
 files a run writes (``config.yaml``, ``metrics.csv``, ``summary.json``), so a report can be
-made for any finished run or experiment directory, on any machine.
+made for any finished run or experiment directory, on any machine. An experiment still
+training also lists its unfinished cells, from the ``progress.csv`` each run rewrites with
+every checkpoint, apart from the tables.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class Results:
     tasks: list[str]
     algos: list[str]
     cells: dict[tuple[str, str], Cell]
+    # run directories under runs/ that have checkpointed but not finished: name -> curves so far
+    unfinished: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def get(self, task: str, algo: str) -> Cell | None:
         return self.cells.get((task, algo))
@@ -78,11 +82,11 @@ def _not_a_result_dir(path: Path, why: str) -> ConfigError:
     )
 
 
-def _read_curves(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(steps [T], returns [seeds, T]) from a run's metrics.csv."""
+def _read_curves(run_dir: Path, name: str = "metrics.csv") -> tuple[np.ndarray, np.ndarray]:
+    """(steps [T], returns [seeds, T]) from a run's metrics.csv (or its progress.csv)."""
     from netmarl.run.driver import read_metrics_csv
 
-    path = run_dir / "metrics.csv"
+    path = run_dir / name
     if not path.is_file():
         partial = run_dir / "progress.csv"
         so_far = (
@@ -146,6 +150,12 @@ def load_results(path: str | Path) -> Results:
         cell = _load_cell(task, algo, root)
         return Results("run", root, [task], [algo], {(task, algo): cell})
     if not (root / "summary.json").is_file():
+        started = sorted(str(p) for p in root.glob("runs/*/progress.csv"))
+        if started:
+            raise ConfigError(
+                f"no cell of the experiment in {str(root)!r} has finished yet, so there is no "
+                f"table to report; the evaluations so far are in {', '.join(started)}."
+            )
         raise _not_a_result_dir(root, "neither file is there.")
     return _load_experiment(root)
 
@@ -204,7 +214,20 @@ def _load_experiment(root: Path) -> Results:
             run_dir = _cell_dir(root, task, algo, cell_summary, taken)
             taken.add(run_dir)
             cells[(task, algo)] = _load_cell(task, algo, run_dir)
-    return Results("experiment", root, tasks, algos, cells)
+    return Results("experiment", root, tasks, algos, cells, _unfinished_runs(root, taken))
+
+
+def _unfinished_runs(root: Path, finished: set[Path]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The curves so far of the runs under ``root/runs`` still training (or stopped between
+    sessions): their ``progress.csv``, rewritten with every checkpoint."""
+    unfinished = {}
+    for path in sorted((root / "runs").glob("*/progress.csv")):
+        if path.parent not in finished and not (path.parent / "metrics.csv").is_file():
+            try:
+                unfinished[path.parent.name] = _read_curves(path.parent, path.name)
+            except ConfigError:  # an unreadable file of a run in progress is not the report's
+                continue
+    return unfinished
 
 
 # --------------------------------------------------------------------------- document model
@@ -278,6 +301,30 @@ def _max_average_table(results: Results) -> Table:
         "shown to be worse). —: not run."
     )
     return Table(["Task", *results.algos], rows, caption)
+
+
+def _unfinished_table(results: Results) -> Table:
+    rows = []
+    for name, (steps, returns) in results.unfinished.items():
+        best = max_average_return(steps, returns)
+        last = float(np.nanmean(returns[:, -1]))
+        d = _decimals([best.value, best.low, best.high, last])
+        rows.append(
+            [
+                TableCell(name),
+                TableCell(str(returns.shape[0])),
+                TableCell(f"{int(steps[-1]):,}"),
+                TableCell(f"{last:.{d}f}"),
+                TableCell(format_score(best, d)),
+            ]
+        )
+    caption = (
+        "Runs under runs/ that have not finished: their evaluations up to the last checkpoint "
+        "(progress.csv). Not results yet: the maximum so far can only rise, and the tables "
+        "above leave these cells out."
+    )
+    header = ["Run", "Seeds", "Steps so far", "Return (last)", "Max average so far"]
+    return Table(header, rows, caption)
 
 
 def _final_table(results: Results) -> Table:
@@ -407,6 +454,11 @@ def build_blocks(results: Results) -> list[Block]:
             path=root / CURVES,
         ),
     ]
+    if results.unfinished:
+        blocks += [
+            Block("h2", "Unfinished cells"),
+            Block("table", table=_unfinished_table(results)),
+        ]
     references = _references_table(results)
     if references is not None:
         blocks += [Block("h2", "Reference returns"), Block("table", table=references)]
