@@ -365,7 +365,14 @@ def reward_stats_init(shape: tuple[int, ...]) -> RewardStats:
 
 
 def reward_stats_update(stats: RewardStats, rewards: Array, mask: Array) -> RewardStats:
-    """Fold the real steps (``mask`` [B, T]) of rewards [B, T, ...] into the statistics."""
+    """Fold the real steps (``mask`` [B, T]) of rewards [B, T, ...] into the statistics.
+
+    [choice] EPyMARL's ``RunningMeanStd`` folds in every slot of its trimmed batch, the zero
+    rewards of padding after shorter episodes included (and the batch's unbiased variance);
+    counting real steps only keeps the statistics independent of how a batch is trimmed
+    (here to one of ``trim_lengths``, there to the longest episode). On LBF, where most real
+    rewards are zero too, the two differ by the padding's share of the batch.
+    """
     m = mask.reshape(mask.shape + (1,) * (rewards.ndim - mask.ndim))
     count = jnp.sum(m * jnp.ones_like(rewards), axis=(0, 1))
     mean = jnp.sum(rewards * m, axis=(0, 1)) / jnp.maximum(count, 1.0)
