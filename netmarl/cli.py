@@ -151,11 +151,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     data = load_yaml(args.file)
     if "panels" in data or "experiment" in data:
         out = run_experiment(
-            args.file, progress=not args.quiet, force=args.force, processes=args.processes
+            args.file,
+            progress=not args.quiet,
+            force=args.force,
+            processes=args.processes,
+            only=args.only,
         )
         print(json.dumps(json.loads((out / "summary.json").read_text()), indent=2))
         print(f"results in {out}")
     else:
+        if args.only:
+            from netmarl.errors import ConfigError
+
+            raise ConfigError(f"--only picks cells of an experiment; {args.file} is one run.")
         result = train(from_dict(RunConfig, data, args.file), progress=not args.quiet)
         _print_summary(summary(result), result.run_dir)
     return 0
@@ -300,6 +308,13 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("file", help="YAML file (e.g. experiments/lijia_random_mdp.yaml)")
     p_run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p_run.add_argument("--force", action="store_true", help="rerun cells that are already done")
+    p_run.add_argument(
+        "--only",
+        nargs="+",
+        metavar="PATTERN",
+        help="train only the cells '<panel title> / <label>' matching these shell-style "
+        "patterns, in this order (e.g. 'Medium*' '*/ IQL')",
+    )
     p_run.add_argument(
         "--processes", type=int, help="an experiment's cells in this many worker processes"
     )

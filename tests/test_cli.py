@@ -152,6 +152,27 @@ def test_experiment_runs_every_cell_and_resumes(tmp_path, capsys):
     assert (out / "curves.csv").read_text().splitlines() == curves
 
 
+def test_only_trains_the_chosen_cells_and_the_tables_keep_every_finished_one(tmp_path, capsys):
+    path, out = tmp_path / "exp.yaml", tmp_path / "results"
+    path.write_text(EXPERIMENT.format(out=out))
+    assert main(["run", str(path), "--only", "nothing*"]) == 2
+    err = capsys.readouterr().err
+    assert "--only 'nothing*' matches no cell" in err and "'(a) two agents / joint Q'" in err
+    assert not out.exists()
+
+    assert main(["run", str(path), "--only", "(B)*"]) == 0  # case-insensitive
+    assert "3 cells, 0 already done, 2 left for another run" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["b-three-agents--algorithm-1"]
+    assert set(json.loads((out / "summary.json").read_text())) == {"(b) three agents"}
+
+    assert main(["run", str(path), "--only", "*/ joint q", "(a)*"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 cells, 1 already done" in printed and "left for another" not in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["(a) two agents"]) == {"Algorithm 1", "joint Q"}
+    assert set(summary["(b) three agents"]) == {"Algorithm 1"}
+
+
 def test_an_interrupted_cell_continues_from_its_checkpoint(tmp_path, capsys):
     """A cell stopped after its first checkpoint resumes there and ends as if never stopped;
     a cell whose checkpoints are unreadable trains again from the start."""

@@ -24,6 +24,7 @@ interrupted cell continues from its newest checkpoint. ``processes: 2`` (or ``ne
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -118,11 +119,22 @@ def plan(config: ExperimentConfig) -> list[Cell]:
 
 
 def run_experiment(
-    path: str | Path, *, progress: bool = True, force: bool = False, processes: int | None = None
+    path: str | Path,
+    *,
+    progress: bool = True,
+    force: bool = False,
+    processes: int | None = None,
+    only: list[str] | None = None,
 ) -> Path:
-    """Run (or resume) every cell of an experiment file and write its figure and tables."""
+    """Run (or resume) every cell of an experiment file and write its figure and tables.
+
+    ``only``: train just the cells whose ``"<panel title> / <label>"`` matches one of these
+    shell-style patterns (case-insensitive), in the given order of patterns; the tables
+    still hold every finished cell.
+    """
     config = from_dict(ExperimentConfig, load_yaml(path), str(path))
     cells = plan(config)
+    train_only = None if only is None else select_cells(cells, only)
     # tabular learners are scored exactly; the others by evaluation episodes
     exact = all(get_algo(cell.config.algo).family == "tabular" for cell in cells)
     ylabel = "exact return" if exact else "return (evaluation episodes)"
@@ -135,8 +147,26 @@ def run_experiment(
         processes=config.processes if processes is None else processes,
         progress=progress,
         force=force,
+        train_only=train_only,
     )
     return out
+
+
+def select_cells(cells: list[Cell], patterns: list[str]) -> list[int]:
+    """Indices of the cells whose ``"<group> / <label>"`` matches a pattern (``fnmatch``,
+    case-insensitive), pattern by pattern; a pattern that matches nothing is an error."""
+    names = [f"{cell.group} / {cell.label}" for cell in cells]
+    chosen: list[int] = []
+    for pattern in patterns:
+        hits = [i for i, n in enumerate(names) if fnmatch.fnmatch(n.lower(), pattern.lower())]
+        if not hits:
+            listed = "; ".join(repr(n) for n in names)
+            raise ConfigError(
+                f"--only {pattern!r} matches no cell. The cells are: {listed}. Patterns are "
+                "shell-style, e.g. 'Medium*' or '*/ IQL'."
+            )
+        chosen += [i for i in hits if i not in chosen]
+    return chosen
 
 
 def run_cells(
@@ -148,8 +178,12 @@ def run_cells(
     processes: int = 1,
     progress: bool = True,
     force: bool = False,
+    train_only: list[int] | None = None,
 ) -> None:
     """Train the cells that are not done yet and write ``out``'s tables after each one.
+
+    ``train_only``: indices of the cells that may train, in this order (default: all, in
+    order); finished cells outside it are still loaded into the tables.
 
     A finished cell (its run directory holds results for the same resolved config) is
     loaded; an interrupted one continues from its newest checkpoint (``train(resume=True)``),
@@ -162,16 +196,21 @@ def run_cells(
     out.mkdir(parents=True, exist_ok=True)
     results: dict[int, CellResult] = {}
     todo = []
+    allowed = range(len(cells)) if train_only is None else train_only
     for i, cell in enumerate(cells):
-        cached = None if force else _load_cell(_cell_dir(cell), cell.config)
+        cached = None if force and i in allowed else _load_cell(_cell_dir(cell), cell.config)
         if cached is None:
             todo.append(i)
             continue
         results[i] = cached
         if progress:
             print(f"[{cell.group} / {cell.label}] already done in {_cell_dir(cell)}, loaded.")
+    skipped = len(todo)
+    todo = [i for i in allowed if i in todo]
+    skipped -= len(todo)
     if progress:
-        print(f"{name}: {len(cells)} cells, {len(cells) - len(todo)} already done")
+        left_out = f", {skipped} left for another run (--only)" if skipped else ""
+        print(f"{name}: {len(cells)} cells, {len(results)} already done{left_out}")
 
     def record(i: int, outcome: tuple[list[int], list[list[float]], dict]) -> None:
         steps, returns, cell_summary = outcome
