@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from netmarl.errors import NetmarlError
+from netmarl.errors import ConfigError, NetmarlError
 
 
 def _parse_value(text: str) -> Any:
@@ -161,8 +161,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"results in {out}")
     else:
         if args.only:
-            from netmarl.errors import ConfigError
-
             raise ConfigError(f"--only picks cells of an experiment; {args.file} is one run.")
         result = train(from_dict(RunConfig, data, args.file), progress=not args.quiet)
         _print_summary(summary(result), result.run_dir)

@@ -195,19 +195,18 @@ def run_cells(
         raise ConfigError(f"processes must be >= 1, got {processes}.")
     out.mkdir(parents=True, exist_ok=True)
     results: dict[int, CellResult] = {}
-    todo = []
+    unfinished = []
     allowed = range(len(cells)) if train_only is None else train_only
     for i, cell in enumerate(cells):
         cached = None if force and i in allowed else _load_cell(_cell_dir(cell), cell.config)
         if cached is None:
-            todo.append(i)
+            unfinished.append(i)
             continue
         results[i] = cached
         if progress:
             print(f"[{cell.group} / {cell.label}] already done in {_cell_dir(cell)}, loaded.")
-    skipped = len(todo)
-    todo = [i for i in allowed if i in todo]
-    skipped -= len(todo)
+    todo = [i for i in allowed if i in unfinished]
+    skipped = len(unfinished) - len(todo)
     if progress:
         left_out = f", {skipped} left for another run (--only)" if skipped else ""
         print(f"{name}: {len(cells)} cells, {len(results)} already done{left_out}")
