@@ -156,12 +156,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
             force=args.force,
             processes=args.processes,
             only=args.only,
+            pause_at=args.pause_at,
         )
         print(json.dumps(json.loads((out / "summary.json").read_text()), indent=2))
         print(f"results in {out}")
     else:
-        if args.only:
-            raise ConfigError(f"--only picks cells of an experiment; {args.file} is one run.")
+        for flag, value in (("--only", args.only), ("--pause-at", args.pause_at)):
+            if value is not None:
+                raise ConfigError(
+                    f"{flag} goes with an experiment file; {args.file} is one run (use "
+                    "`netmarl train` and `netmarl train --resume RUN_DIR` for one run)."
+                )
         result = train(from_dict(RunConfig, data, args.file), progress=not args.quiet)
         _print_summary(summary(result), result.run_dir)
     return 0
@@ -315,6 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_run.add_argument(
         "--processes", type=int, help="an experiment's cells in this many worker processes"
+    )
+    p_run.add_argument(
+        "--pause-at",
+        type=int,
+        metavar="STEPS",
+        help="train each cell only to this many env steps, checkpoint it and stop; run "
+        "again (with a larger or no --pause-at) to continue",
     )
     p_eval = sub.add_parser("eval", help="evaluate a run's trained policies greedily")
     p_eval.add_argument("run_dir", help="a run directory written by netmarl train")

@@ -272,3 +272,31 @@ def test_a_finished_cell_with_tuple_settings_is_recognised(tmp_path):
     assert steps.tolist() == [0, 200] and returns.tolist() == [[1.5, 2.5]]
     changed = RunConfig(algo="independent_ac", env="hallway", algo_kwargs={"hidden": [32]})
     assert _load_cell(tmp_path, changed) is None
+
+
+def test_pause_at_trains_every_cell_to_a_common_budget_and_a_rerun_finishes_it(tmp_path, capsys):
+    """``--pause-at`` leaves each cell checkpointed at the budget with its progress.csv; a
+    rerun without it ends bit-identical to an experiment that was never paused."""
+    text = EXPERIMENT.replace("steps: 1000", "steps: 1500")
+    paused_yaml, whole_yaml = tmp_path / "paused.yaml", tmp_path / "whole.yaml"
+    paused_yaml.write_text(text.format(out=tmp_path / "paused"))
+    whole_yaml.write_text(text.format(out=tmp_path / "whole"))
+    assert main(["run", str(whole_yaml), "-q"]) == 0
+
+    assert main(["run", str(paused_yaml), "--pause-at", "0"]) == 2
+    assert "pause_at must be a positive number of env steps" in capsys.readouterr().err
+    assert main(["run", str(paused_yaml), "--pause-at", "600"]) == 0
+    assert capsys.readouterr().out.count("paused at 1,000 steps") == 3
+    cells = sorted((tmp_path / "paused" / "runs").iterdir())
+    for cell in cells:
+        assert not (cell / "metrics.csv").exists()
+        rows = (cell / "progress.csv").read_text().splitlines()
+        assert [r.split(",")[1] for r in rows[1:]] == ["0", "0", "500", "500", "1000", "1000"]
+    assert main(["run", str(paused_yaml), "--pause-at", "600"]) == 0  # already there
+    assert capsys.readouterr().out.count("paused at 1,000 steps") == 3
+
+    assert main(["run", str(paused_yaml), "-q"]) == 0
+    for cell in cells:
+        whole = tmp_path / "whole" / "runs" / cell.name / "metrics.csv"
+        assert (cell / "metrics.csv").read_bytes() == whole.read_bytes()
+        assert not (cell / "progress.csv").exists()

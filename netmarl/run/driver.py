@@ -60,6 +60,7 @@ class RunResult:
     wall_time: float  # seconds, compilation included
     final_state: Any = None  # the train state after the last chunk (params, env, keys)
     run_dir: Path | None = None
+    paused: bool = False  # stopped at ``pause_at``, checkpointed, not finished
 
     @property
     def final_return(self) -> np.ndarray:
@@ -140,6 +141,7 @@ def train(
     built: Built | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
+    pause_at: int | None = None,
 ) -> RunResult:
     """Train ``config.seeds`` seeds as one compiled program and (optionally) write a run dir.
 
@@ -149,7 +151,15 @@ def train(
     continues from the newest good checkpoint of ``run_dir``; because the whole train state
     (PRNG keys included) is checkpointed, a resumed run ends bit-identical to an
     uninterrupted one.
+
+    ``pause_at``: stop once this many env steps are trained (rounded up to a whole
+    evaluation interval), checkpoint there and return a ``paused`` result without writing
+    results, so a long experiment can be trained to a common budget now and finished later.
     """
+    if pause_at is not None and pause_at < 1:
+        raise ConfigError(f"pause_at must be a positive number of env steps, got {pause_at}.")
+    if pause_at is not None and not (write or resume):
+        raise ConfigError("pause_at needs a run directory to checkpoint into (write=True).")
     built = built or build(config)
     start = time.perf_counter()
     trainer = make_trainer(built)
@@ -193,7 +203,16 @@ def train(
         checkpoint.save(run_dir / "checkpoints", chunk_index, good_state, extra)
 
     bar = _progress(config, progress, initial=first_chunk * config.eval_every)
+    paused = False
     for c in range(first_chunk, config.num_chunks):
+        if pause_at is not None and c * config.eval_every >= pause_at:
+            already_saved = c == first_chunk or (
+                config.checkpoint_every and c % config.checkpoint_every == 0
+            )
+            if not already_saved:
+                save(c, state)
+            paused = True
+            break
         new_state, metrics = chunk(state)
         metrics = jax.device_get(metrics)
         problem = _non_finite(metrics, trainer.params(new_state))
@@ -215,7 +234,11 @@ def train(
             bar.set_postfix(ret=f"{metrics['return'].mean():.3f}")
     if bar is not None:
         bar.close()
-    if write and (not config.checkpoint_every or config.num_chunks % config.checkpoint_every):
+    if (
+        not paused
+        and write
+        and (not config.checkpoint_every or config.num_chunks % config.checkpoint_every)
+    ):
         save(config.num_chunks, state)
     wall = earlier_wall + time.perf_counter() - start  # a resumed run counts all its sessions
 
@@ -228,8 +251,10 @@ def train(
         references=reference_returns(built.env, config.gamma) if is_tabular(built) else {},
         wall_time=wall,
         final_state=state,
+        run_dir=run_dir if paused else None,  # where to continue from
+        paused=paused,
     )
-    if write:
+    if write and not paused:
         result.run_dir = write_run(result, run_dir)
         (result.run_dir / "progress.csv").unlink(missing_ok=True)  # metrics.csv has it all
     return result

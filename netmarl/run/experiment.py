@@ -125,12 +125,14 @@ def run_experiment(
     force: bool = False,
     processes: int | None = None,
     only: list[str] | None = None,
+    pause_at: int | None = None,
 ) -> Path:
     """Run (or resume) every cell of an experiment file and write its figure and tables.
 
     ``only``: train just the cells whose ``"<panel title> / <label>"`` matches one of these
     shell-style patterns (case-insensitive), in the given order of patterns; the tables
-    still hold every finished cell.
+    still hold every finished cell. ``pause_at``: train each cell to this many env steps
+    only and checkpoint it there (see ``train``); a later run continues it.
     """
     config = from_dict(ExperimentConfig, load_yaml(path), str(path))
     cells = plan(config)
@@ -148,6 +150,7 @@ def run_experiment(
         progress=progress,
         force=force,
         train_only=train_only,
+        pause_at=pause_at,
     )
     return out
 
@@ -179,11 +182,13 @@ def run_cells(
     progress: bool = True,
     force: bool = False,
     train_only: list[int] | None = None,
+    pause_at: int | None = None,
 ) -> None:
     """Train the cells that are not done yet and write ``out``'s tables after each one.
 
     ``train_only``: indices of the cells that may train, in this order (default: all, in
-    order); finished cells outside it are still loaded into the tables.
+    order); finished cells outside it are still loaded into the tables. ``pause_at``: stop
+    each cell at this many env steps, checkpointed, to be continued by a later call.
 
     A finished cell (its run directory holds results for the same resolved config) is
     loaded; an interrupted one continues from its newest checkpoint (``train(resume=True)``),
@@ -211,7 +216,13 @@ def run_cells(
         left_out = f", {skipped} left for another run (--only)" if skipped else ""
         print(f"{name}: {len(cells)} cells, {len(results)} already done{left_out}")
 
-    def record(i: int, outcome: tuple[list[int], list[list[float]], dict]) -> None:
+    def record(i: int, outcome: tuple[list[int], list[list[float]], dict] | int) -> None:
+        if isinstance(outcome, int):  # paused at this many steps
+            if progress:
+                cell = cells[i]
+                where = f"checkpointed in {_cell_dir(cell)}; run again to continue"
+                print(f"  {cell.group} / {cell.label}: paused at {outcome:,} steps ({where})")
+            return
         steps, returns, cell_summary = outcome
         results[i] = (np.asarray(steps), np.asarray(returns), cell_summary)
         _write_results(out, name, cells, results, ylabel)
@@ -229,14 +240,16 @@ def run_cells(
             initargs=(_compile_cache_settings(),),
         ) as pool:
             futures = {
-                pool.submit(_run_cell, to_dict(cells[i].config), False, force, progress): i
+                pool.submit(
+                    _run_cell, to_dict(cells[i].config), False, force, progress, pause_at
+                ): i
                 for i in todo
             }
             for future in as_completed(futures):
                 record(futures[future], future.result())
     else:
         for i in todo:
-            record(i, _run_cell(to_dict(cells[i].config), progress, force, progress))
+            record(i, _run_cell(to_dict(cells[i].config), progress, force, progress, pause_at))
     _write_results(out, name, cells, results, ylabel)
 
 
@@ -245,10 +258,15 @@ def _cell_dir(cell: Cell) -> Path:
 
 
 def _run_cell(
-    config_dict: dict[str, Any], bar: bool, fresh: bool, announce: bool
-) -> tuple[list[int], list[list[float]], dict]:
+    config_dict: dict[str, Any],
+    bar: bool,
+    fresh: bool,
+    announce: bool,
+    pause_at: int | None = None,
+) -> tuple[list[int], list[list[float]], dict] | int:
     """Train one cell (in this or a worker process), continuing it from its newest
-    checkpoint unless ``fresh``; plain data out so it pickles cheaply."""
+    checkpoint unless ``fresh``; plain data out so it pickles cheaply: the curves and
+    summary, or the env steps trained if it paused at ``pause_at``."""
     run = from_dict(RunConfig, config_dict)
     run_dir = Path(run.out_dir) / str(run.name)
     result = None
@@ -256,13 +274,15 @@ def _run_cell(
         if announce:
             print(f"{run_dir}: continuing from its newest checkpoint.", flush=True)
         try:
-            result = train(run, progress=bar, run_dir=run_dir, resume=True)
+            result = train(run, progress=bar, run_dir=run_dir, resume=True, pause_at=pause_at)
         except CheckpointError as exc:  # e.g. written by an older version of the learner
             print(f"{run_dir}: cannot continue ({exc}); training it from the start.", flush=True)
     if result is None:
         if announce and not bar:
             print(f"{run_dir}: training.", flush=True)
-        result = train(run, progress=bar, run_dir=run_dir)
+        result = train(run, progress=bar, run_dir=run_dir, pause_at=pause_at)
+    if result.paused:
+        return int(result.steps[-1])
     return result.steps.tolist(), result.metrics["return"].tolist(), summary(result)
 
 
