@@ -158,8 +158,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
             only=args.only,
             pause_at=args.pause_at,
         )
-        print(json.dumps(json.loads((out / "summary.json").read_text()), indent=2))
-        print(f"results in {out}")
+        finished = json.loads((out / "summary.json").read_text())
+        if finished:
+            print(json.dumps(finished, indent=2))
+            print(f"results in {out}")
+        else:
+            print(f"no cell has finished yet; `netmarl report {out}` shows how far each has "
+                  f"come, `--up-to STEPS` compares them at a common budget")  # fmt: skip
     else:
         for flag, value in (("--only", args.only), ("--pause-at", args.pause_at)):
             if value is not None:
@@ -209,11 +214,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from netmarl.report.report import CURVES, HTML, make_report
+    from netmarl.report.report import make_report, report_paths
 
-    markdown = make_report(args.dir)
+    markdown = make_report(args.dir, up_to=args.up_to)
     print("report written:")
-    for path in (markdown, markdown.parent / HTML, markdown.parent / CURVES):
+    for path in report_paths(markdown.parent, args.up_to):
         print(f"  {path}")
     return 0
 
@@ -339,6 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     p_sweep.add_argument("--processes", type=int, help="cells in this many worker processes")
     p_report = sub.add_parser("report", help="Markdown + HTML report of a run/experiment/sweep")
     p_report.add_argument("dir", metavar="RUN_OR_EXPERIMENT_DIR", help="a directory netmarl wrote")
+    p_report.add_argument(
+        "--up-to",
+        type=int,
+        metavar="STEPS",
+        help="budget-matched report: every cell that has trained this many env steps "
+        "(finished or not), cut there; written as report_<STEPS>.md/.html",
+    )
     p_render = sub.add_parser("render", help="animated GIF of an episode (spatial envs)")
     p_render.add_argument("run_dir", nargs="?", help="a run directory (or give --env instead)")
     p_render.add_argument("--out", required=True, metavar="FILE.gif", help="GIF to write")

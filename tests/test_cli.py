@@ -295,6 +295,21 @@ def test_pause_at_trains_every_cell_to_a_common_budget_and_a_rerun_finishes_it(t
     assert main(["run", str(paused_yaml), "--pause-at", "600"]) == 0  # already there
     assert capsys.readouterr().out.count("paused at 1,000 steps") == 3
 
+    # a budget-matched report: the paused cells and the finished ones, both cut at 1000
+    assert main(["report", str(tmp_path / "paused"), "--up-to", "1500"]) == 2
+    assert "has evaluations up to 1,500 env steps yet" in capsys.readouterr().err
+    tables = []
+    for name in ("paused", "whole"):
+        assert main(["report", str(tmp_path / name), "--up-to", "1000"]) == 0
+        text = (tmp_path / name / "report_1000.md").read_text()
+        assert (tmp_path / name / "report_curves_1000.png").is_file()
+        tables.append(text.split("## Maximum average return")[1].split("## Probability")[0])
+    assert tables[0] == tables[1] and "cut at 1,000 env steps" in text
+    assert "| 1,000 |" in tables[0] and "1,500" not in tables[0]
+    (tmp_path / "whole" / "cells.json").unlink()  # as written by an older netmarl
+    assert main(["report", str(tmp_path / "whole"), "--up-to", "1000"]) == 2
+    assert "has no cells.json" in capsys.readouterr().err
+
     assert main(["run", str(paused_yaml), "-q"]) == 0
     for cell in cells:
         whole = tmp_path / "whole" / "runs" / cell.name / "metrics.csv"

@@ -8,7 +8,9 @@ from the per-seed metrics, and the resolved configurations. Everything is comput
 files a run writes (``config.yaml``, ``metrics.csv``, ``summary.json``), so a report can be
 made for any finished run or experiment directory, on any machine. An experiment still
 training also lists its unfinished cells, from the ``progress.csv`` each run rewrites with
-every checkpoint, apart from the tables.
+every checkpoint, apart from the tables. ``up_to`` reports every cell, finished or not, on
+its evaluations up to a common number of env steps: a budget-matched table while a long
+experiment is still training (``netmarl report DIR --up-to STEPS``).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class Results:
     cells: dict[tuple[str, str], Cell]
     # run directories under runs/ that have checkpointed but not finished: name -> curves so far
     unfinished: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    up_to: int | None = None  # every cell cut at this many env steps (finished or not)
 
     def get(self, task: str, algo: str) -> Cell | None:
         return self.cells.get((task, algo))
@@ -114,8 +117,22 @@ def _read_curves(run_dir: Path, name: str = "metrics.csv") -> tuple[np.ndarray, 
     return steps.astype(int), returns
 
 
-def _load_cell(task: str, algo: str, run_dir: Path) -> Cell:
-    steps, returns = _read_curves(run_dir)
+def _curves_up_to(run_dir: Path, up_to: int) -> tuple[np.ndarray, np.ndarray]:
+    """A run's evaluations at steps <= ``up_to``, finished (metrics.csv) or not
+    (progress.csv); a clear error if it has not trained that far."""
+    finished = (run_dir / "metrics.csv").is_file()
+    steps, returns = _read_curves(run_dir, "metrics.csv" if finished else "progress.csv")
+    if steps[-1] < up_to:
+        raise ConfigError(
+            f"run {str(run_dir)!r} has evaluations up to {int(steps[-1]):,} env steps, not "
+            f"{up_to:,}: report it with a smaller --up-to, or train it further."
+        )
+    keep = steps <= up_to
+    return steps[keep], returns[:, keep]
+
+
+def _load_cell(task: str, algo: str, run_dir: Path, up_to: int | None = None) -> Cell:
+    steps, returns = _read_curves(run_dir) if up_to is None else _curves_up_to(run_dir, up_to)
     try:  # only the reference returns are read from it; a run without one still reports
         summary = json.loads((run_dir / "summary.json").read_text())
     except (OSError, ValueError):
@@ -134,8 +151,11 @@ def _run_task_name(config: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def load_results(path: str | Path) -> Results:
-    """Read a run directory or an experiment directory into a :class:`Results` table."""
+def load_results(path: str | Path, up_to: int | None = None) -> Results:
+    """Read a run directory or an experiment directory into a :class:`Results` table;
+    with ``up_to``, every cell that has trained that far, cut there (see the module doc)."""
+    if up_to is not None and up_to < 1:
+        raise ConfigError(f"--up-to must be a positive number of env steps, got {up_to}.")
     root = Path(path)
     if not root.is_dir():
         raise _not_a_result_dir(root, "it does not exist or is not a directory.")
@@ -147,8 +167,10 @@ def load_results(path: str | Path) -> Results:
         if not isinstance(config, dict) or "algo" not in config:
             raise _not_a_result_dir(root, "its config.yaml is not a netmarl run config.")
         task, algo = _run_task_name(config), str(config["algo"])
-        cell = _load_cell(task, algo, root)
-        return Results("run", root, [task], [algo], {(task, algo): cell})
+        cell = _load_cell(task, algo, root, up_to)
+        return Results("run", root, [task], [algo], {(task, algo): cell}, up_to=up_to)
+    if up_to is not None:
+        return _load_experiment_up_to(root, up_to)
     if not (root / "summary.json").is_file():
         started = sorted(str(p) for p in root.glob("runs/*/progress.csv"))
         if started:
@@ -215,6 +237,37 @@ def _load_experiment(root: Path) -> Results:
             taken.add(run_dir)
             cells[(task, algo)] = _load_cell(task, algo, run_dir)
     return Results("experiment", root, tasks, algos, cells, _unfinished_runs(root, taken))
+
+
+def _load_experiment_up_to(root: Path, up_to: int) -> Results:
+    """Every cell listed in the experiment's cells.json that has reached ``up_to`` steps."""
+    from netmarl.run.experiment import CELL_LIST
+
+    try:
+        listed = json.loads((root / CELL_LIST).read_text())
+        entries = [(str(e["panel"]), str(e["label"]), root / str(e["run"])) for e in listed]
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{str(root)!r} has no {CELL_LIST} (the list of an experiment's cells, which "
+            "`netmarl run` writes before training): give an experiment directory, or run its "
+            "experiment file once more with this version of netmarl."
+        ) from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"{root / CELL_LIST} is not a netmarl cell list: {exc}") from None
+    tasks, algos, cells, short = [], [], {}, []
+    for task, algo, run_dir in entries:
+        tasks += [task] if task not in tasks else []
+        algos += [algo] if algo not in algos else []
+        try:
+            cells[(task, algo)] = _load_cell(task, algo, run_dir, up_to)
+        except ConfigError:  # not started, or not this far yet: shown as "—"
+            short.append(f"{task} / {algo}")
+    if not cells:
+        raise ConfigError(
+            f"no cell of {str(root)!r} has evaluations up to {up_to:,} env steps yet; "
+            "`netmarl report` without --up-to lists how far each has come."
+        )
+    return Results("experiment", root, tasks, algos, cells, up_to=up_to)
 
 
 def _unfinished_runs(root: Path, finished: set[Path]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -298,7 +351,8 @@ def _max_average_table(results: Results) -> Table:
         "whose mean return over seeds is highest, with its 95% bootstrap confidence interval "
         "[low, high]. Bold: the highest of the task. "
         f"{MATCH_MARK}: matches the best (its 95% CI overlaps the best's CI, so it is not "
-        "shown to be worse). —: not run."
+        "shown to be worse). "
+        + ("—: not run." if results.up_to is None else f"—: not trained to {results.up_to:,}.")
     )
     return Table(["Task", *results.algos], rows, caption)
 
@@ -430,7 +484,13 @@ def build_blocks(results: Results) -> list[Block]:
             "p",
             f"{what} {root}: {len(results.tasks)} task(s) x {len(results.algos)} algorithm(s), "
             f"{_seed_counts(results)} seeds per result. Returns are the exact evaluation "
-            "returns written to metrics.csv.",
+            "returns written to metrics.csv."
+            + (
+                ""
+                if results.up_to is None
+                else f" Budget-matched: every cell, finished or still training (progress.csv), "
+                f"cut at {results.up_to:,} env steps; 'final' means the last evaluation there."
+            ),
         )
     )
     blocks += [
@@ -451,7 +511,7 @@ def build_blocks(results: Results) -> list[Block]:
             "image",
             text="Mean return over seeds (exact for tabular learners, over evaluation "
             "episodes otherwise) with a shaded 95% bootstrap confidence band, one panel per task.",
-            path=root / CURVES,
+            path=report_paths(root, results.up_to)[2],
         ),
     ]
     if results.unfinished:
@@ -584,16 +644,25 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def make_report(path: str | Path) -> Path:
+def report_paths(root: Path, up_to: int | None = None) -> tuple[Path, Path, Path]:
+    """Where the Markdown, HTML and curves of a report go (``_<up_to>`` before the suffix of
+    a budget-matched report, so it sits beside the full one)."""
+    tag = "" if up_to is None else f"_{up_to}"
+    return tuple(root / name.replace(".", f"{tag}.") for name in (MARKDOWN, HTML, CURVES))
+
+
+def make_report(path: str | Path, up_to: int | None = None) -> Path:
     """Write ``report.md``, ``report.html`` and ``report_curves.png`` into a run or experiment
-    directory and return the path of ``report.md`` (the others lie beside it).
+    directory and return the path of ``report.md`` (the others lie beside it); with
+    ``up_to``, a budget-matched report (``report_<up_to>.md`` and so on).
 
     Raises :class:`~netmarl.errors.ConfigError` for a directory netmarl did not write.
     """
     from netmarl.report.plots import plot_panels
 
-    results = load_results(path)
+    results = load_results(path, up_to)
     root = results.root
+    markdown, page, curves_png = report_paths(root, up_to)
     panels = []
     for task in results.tasks:
         curves = {}
@@ -601,9 +670,10 @@ def make_report(path: str | Path) -> Path:
             cell = results.get(task, algo)
             if cell is not None:
                 curves[algo] = (cell.steps, cell.returns)
-        panels.append((task, curves))
-    plot_panels(panels, root / CURVES, ylabel="return")
+        if curves:  # a task with no cell trained this far has nothing to draw
+            panels.append((task, curves))
+    plot_panels(panels, curves_png, ylabel="return")
     blocks = build_blocks(results)
-    _atomic_write(root / MARKDOWN, to_markdown(blocks))
-    _atomic_write(root / HTML, to_html(blocks, blocks[0].text))
-    return root / MARKDOWN
+    _atomic_write(markdown, to_markdown(blocks))
+    _atomic_write(page, to_html(blocks, blocks[0].text))
+    return markdown

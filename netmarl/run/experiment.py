@@ -199,6 +199,7 @@ def run_cells(
     if processes < 1:
         raise ConfigError(f"processes must be >= 1, got {processes}.")
     out.mkdir(parents=True, exist_ok=True)
+    _write_cell_list(out, cells)
     results: dict[int, CellResult] = {}
     unfinished = []
     allowed = range(len(cells)) if train_only is None else train_only
@@ -304,6 +305,20 @@ def _compile_cache_settings() -> dict[str, Any]:
         if jax.config.jax_compilation_cache_dir
         else {}
     )
+
+
+CELL_LIST = "cells.json"
+
+
+def _write_cell_list(out: Path, cells: list[Cell]) -> None:
+    """``cells.json``: every cell's panel, label and run directory, written before training,
+    so a report can place cells that have not finished (``netmarl report --up-to``)."""
+    listed = []
+    for cell in cells:
+        run = _cell_dir(cell)  # relative to ``out`` when under it, so the folder can move
+        where = run.relative_to(out) if run.is_relative_to(out) else run
+        listed.append({"panel": cell.group, "label": cell.label, "run": str(where)})
+    _atomic_write(out / CELL_LIST, json.dumps(listed, indent=2) + "\n")
 
 
 def _write_results(
