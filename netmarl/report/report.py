@@ -176,7 +176,8 @@ def load_results(path: str | Path, up_to: int | None = None) -> Results:
         if started:
             raise ConfigError(
                 f"no cell of the experiment in {str(root)!r} has finished yet, so there is no "
-                f"table to report; the evaluations so far are in {', '.join(started)}."
+                f"table to report; the evaluations so far are in {', '.join(started)}. "
+                f"`netmarl report {root} --up-to STEPS` compares the cells at a common budget."
             )
         raise _not_a_result_dir(root, "neither file is there.")
     return _load_experiment(root)
