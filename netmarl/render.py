@@ -411,6 +411,9 @@ def save_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float = 5) -> 
     images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    from netmarl.run.driver import default_file_mode
+
+    os.chmod(tmp, default_file_mode())
     try:
         images[0].save(
             tmp,

@@ -173,3 +173,14 @@ def test_eval_scores_the_greedy_policies_of_a_run(tmp_path, capsys):
             assert gap < 4 * row["discounted_return_stderr"] + 1e-3, row
     assert "exact greedy return" in capsys.readouterr().out
     assert main(["eval", str(tmp_path)]) == 2
+
+
+def test_result_files_are_readable_as_any_new_file(tmp_path):
+    """Atomic writes go through ``mkstemp`` (mode 0o600); the result must get the mode a
+    plain ``open`` would give, so results can be shared."""
+    from netmarl.run.driver import _atomic_write
+
+    _atomic_write(tmp_path / "summary.json", "{}\n")
+    (tmp_path / "plain.json").write_text("{}\n")
+    mode = (tmp_path / "summary.json").stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain.json").stat().st_mode & 0o777

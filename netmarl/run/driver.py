@@ -359,7 +359,16 @@ def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    os.chmod(tmp, default_file_mode())
     os.replace(tmp, path)
+
+
+def default_file_mode() -> int:
+    """The mode ``open`` would give a new file (0o666 less the umask): ``mkstemp`` makes its
+    files private (0o600), which results meant for others to read should not be."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_run(result: RunResult, run_dir: str | Path | None = None) -> Path:
