@@ -217,8 +217,11 @@ def test_report_lists_the_cells_still_training(experiment, tmp_path):
     assert row.startswith("| c-later--algorithm-1 | 3 | 500 |"), row  # seeds, steps so far
     assert "c-later" not in text.split("## Unfinished cells")[0]  # not in the results tables
 
-    (root / "summary.json").unlink()
+    (root / "summary.json").write_text("{}\n")  # what an experiment with no finished cell writes
     with pytest.raises(ConfigError, match=r"has finished yet.*c-later--algorithm-1/progress.csv"):
+        make_report(root)
+    (root / "summary.json").unlink()
+    with pytest.raises(ConfigError, match=r"has finished yet.*--up-to STEPS"):
         make_report(root)
 
 

@@ -171,7 +171,9 @@ def load_results(path: str | Path, up_to: int | None = None) -> Results:
         return Results("run", root, [task], [algo], {(task, algo): cell}, up_to=up_to)
     if up_to is not None:
         return _load_experiment_up_to(root, up_to)
-    if not (root / "summary.json").is_file():
+    summary = root / "summary.json"
+    # an experiment writes an empty summary ({}) while none of its cells has finished
+    if not summary.is_file() or summary.read_text().strip() == "{}":
         started = sorted(str(p) for p in root.glob("runs/*/progress.csv"))
         if started:
             raise ConfigError(
