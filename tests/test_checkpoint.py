@@ -92,6 +92,32 @@ def test_round_trip_keeps_keys_dtypes_and_values(tmp_path):
     assert not list(tmp_path.glob(".tmp-*")), "temporary files must be renamed away"
 
 
+def test_small_integer_arrays_are_stored_narrow_and_read_back_exactly(tmp_path):
+    """Integer-valued float and int arrays go to disk as int8; everything else (fractions,
+    -0.0, out-of-range values) as it is; all come back bit for bit with their dtypes."""
+    n = checkpoint.NARROW_MIN_SIZE
+    rng = np.random.default_rng(0)
+    grid = rng.integers(-1, 16, size=n).astype(np.float32)  # like LBF observations
+    negative_zero = grid.copy()
+    negative_zero[7] = -0.0
+    tree = {
+        "obs": jnp.asarray(grid),
+        "actions": jnp.asarray(rng.integers(0, 6, size=n), jnp.int32),
+        "rewards": jnp.asarray(grid / 3),
+        "signed_zero": jnp.asarray(negative_zero),
+        "large_ints": jnp.asarray(np.arange(n), jnp.int32),
+    }
+    path = checkpoint.save(tmp_path, 1, tree)
+    with np.load(path) as raw:
+        stored = [str(raw[f"leaf{i}"].dtype) for i in range(5)]  # leaves in sorted key order
+    # actions, large_ints, obs, rewards, signed_zero
+    assert stored == ["int8", "int32", "int8", "float32", "float32"]
+    _, loaded, _ = checkpoint.load(path, tree)
+    for name, value in tree.items():
+        assert loaded[name].dtype == value.dtype, name
+        assert np.asarray(loaded[name]).tobytes() == np.asarray(value).tobytes(), name
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
 def test_corrupt_newest_checkpoint_falls_back_to_previous(tmp_path, damage):
     tree = small_tree()
