@@ -171,9 +171,7 @@ def load_results(path: str | Path, up_to: int | None = None) -> Results:
         return Results("run", root, [task], [algo], {(task, algo): cell}, up_to=up_to)
     if up_to is not None:
         return _load_experiment_up_to(root, up_to)
-    summary = root / "summary.json"
-    # an experiment writes an empty summary ({}) while none of its cells has finished
-    if not summary.is_file() or summary.read_text().strip() == "{}":
+    if not _has_finished_cells(root / "summary.json"):
         started = sorted(str(p) for p in root.glob("runs/*/progress.csv"))
         if started:
             raise ConfigError(
@@ -242,6 +240,17 @@ def _load_experiment(root: Path) -> Results:
     return Results("experiment", root, tasks, algos, cells, _unfinished_runs(root, taken))
 
 
+def _has_finished_cells(summary: Path) -> bool:
+    """Whether an experiment's summary.json lists a cell (it is written empty, ``{}``, while
+    none has finished); an unreadable one counts as listing, for the caller to report."""
+    try:
+        return json.loads(summary.read_text()) != {}
+    except FileNotFoundError:
+        return False
+    except ValueError:
+        return True
+
+
 def _load_experiment_up_to(root: Path, up_to: int) -> Results:
     """Every cell listed in the experiment's cells.json that has reached ``up_to`` steps."""
     from netmarl.run.experiment import CELL_LIST
@@ -257,14 +266,14 @@ def _load_experiment_up_to(root: Path, up_to: int) -> Results:
         ) from None
     except (ValueError, TypeError, KeyError) as exc:
         raise ConfigError(f"{root / CELL_LIST} is not a netmarl cell list: {exc}") from None
-    tasks, algos, cells, short = [], [], {}, []
+    tasks, algos, cells = [], [], {}
     for task, algo, run_dir in entries:
         tasks += [task] if task not in tasks else []
         algos += [algo] if algo not in algos else []
         try:
             cells[(task, algo)] = _load_cell(task, algo, run_dir, up_to)
         except ConfigError:  # not started, or not this far yet: shown as "—"
-            short.append(f"{task} / {algo}")
+            continue
     if not cells:
         raise ConfigError(
             f"no cell of {str(root)!r} has evaluations up to {up_to:,} env steps yet; "
