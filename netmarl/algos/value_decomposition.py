@@ -349,6 +349,57 @@ class QMixer(nn.Module):
         return jnp.sum(mixed * w2, axis=-1) + v
 
 
+def mix(mixer: QMixer, params: Any, qs: Array, states: Array) -> Array:
+    """``mixer.apply(params, qs, states)``: Q_tot [...] from qs [..., N] and states [..., S].
+
+    Where :func:`netmarl.kernels.usable` (a C++ compiler; embedding and hyper-network widths
+    multiples of 16, at most 16 agents), the mixer's forward and backward passes each run as
+    one native call (``netmarl/kernels/qmix_mixer.cc``), eight rows at a time through all its
+    layers; elsewhere as the flax module. Both compute the same function (tested to float
+    rounding). QMIX update, GRU 64, 2 agents, 32 x 50 steps: 8.2-9.0 -> see benchmarks.
+    """
+    fits = mixer.num_agents <= kernels.MAX_MIXED_AGENTS
+    if not (fits and kernels.usable(mixer.embed, mixer.hyper)):
+        return mixer.apply(params, qs, states)
+    rows_q, rows_s = qs.reshape(-1, qs.shape[-1]), states.reshape(-1, states.shape[-1])
+    return _native_mix(mixer_weights(params), rows_q, rows_s).reshape(qs.shape[:-1])
+
+
+def mixer_weights(params: Any) -> tuple:
+    """A :class:`QMixer`'s parameters in the native kernel's layout: the four layers that read
+    the state side by side (W_1's and w_2's hidden layers, b_1, V's hidden layer), then W_1's
+    and w_2's output layers, then V's output layer."""
+    p = params["params"]
+    # flax numbers the Dense layers in the order QMixer.__call__ builds them
+    w1_out, w1_hidden, b1, w2_out, w2_hidden, v_out, v_hidden = (p[f"Dense_{i}"] for i in range(7))
+    state_layers = (w1_hidden, w2_hidden, b1, v_hidden)
+    return (
+        jnp.concatenate([layer["kernel"] for layer in state_layers], axis=1),
+        jnp.concatenate([layer["bias"] for layer in state_layers]),
+        w1_out["kernel"], w1_out["bias"], w2_out["kernel"], w2_out["bias"],
+        v_out["kernel"][:, 0], v_out["bias"],
+    )  # fmt: skip
+
+
+@jax.custom_vjp
+def _native_mix(weights: tuple, q: Array, s: Array) -> Array:
+    return kernels.qmix_forward(q, s, weights)
+
+
+def _native_mix_fwd(weights: tuple, q: Array, s: Array) -> tuple[Array, tuple]:
+    # nothing saved but the inputs: the backward kernel recomputes each row block's forward
+    return kernels.qmix_forward(q, s, weights), (weights, q, s)
+
+
+def _native_mix_bwd(res: tuple, d_tot: Array) -> tuple:
+    weights, q, s = res
+    d_q, d_s, d_weights = kernels.qmix_backward(q, s, weights, d_tot)
+    return d_weights, d_q, d_s
+
+
+_native_mix.defvjp(_native_mix_fwd, _native_mix_bwd)
+
+
 # --- optimisation helpers ---------------------------------------------------------------------
 
 
@@ -626,8 +677,8 @@ class ValueDecomposition:
         if self.algo == "qmix":
             states = jnp.swapaxes(batch.state, 0, 1)  # [T+1, B, S]
             states = states.reshape(states.shape[:2] + (-1,))
-            q_tot = self.mixer.apply(params.mixer, jnp.moveaxis(chosen, 0, -1), states[:-1])
-            next_tot = self.mixer.apply(target.mixer, jnp.moveaxis(next_q, 0, -1), states[1:])
+            q_tot = mix(self.mixer, params.mixer, jnp.moveaxis(chosen, 0, -1), states[:-1])
+            next_tot = mix(self.mixer, target.mixer, jnp.moveaxis(next_q, 0, -1), states[1:])
         else:  # VDN eq. (1)
             q_tot, next_tot = chosen.sum(0), next_q.sum(0)
         team = jnp.swapaxes(batch.team_reward, 0, 1)

@@ -1,21 +1,24 @@
-"""Native CPU kernels for the GRU recurrence of the value-decomposition learners.
+"""Native CPU kernels for the value-decomposition learners: the GRU recurrence and QMIX's mixer.
 
 Why: the recurrence is 3 x (T + 1) dependent steps per update (online forward, target
 forward, backward), each a [B, H] x [H, 3H] product and a few elementwise gates. XLA:CPU runs
 every step as a dozen separate small operations (~1-2 us of overhead each, the products at
 70-90 GFLOP/s), so the three scans took more than half of a VDN update on LBF. The kernels in
 ``gru_scan.cc`` run a whole scan in one call, the product register-blocked and the gates
-vectorised while the rows are in cache (``benchmarks/RESULTS.md`` has the figures).
+vectorised while the rows are in cache (``benchmarks/RESULTS.md`` has the figures). QMIX's
+mixer is ~40 small XLA operations and thin [T B, S] x [S, k] products forward and backward;
+``qmix_mixer.cc`` runs it eight rows at a time through all its layers.
 
-How: the C++ source is compiled on first use with the machine's C++ compiler (``g++`` or
+How: the C++ sources are compiled on first use with the machine's C++ compiler (``g++`` or
 ``$CXX``; ``-O3 -march=native``) into a cache directory (``$NETMARL_KERNEL_CACHE``, default
-``~/.cache/netmarl``), keyed by the source, the flags and the JAX version, and registered as
-XLA FFI targets. The kernels are differentiated once, by the learners' hand-written
-backward pass; code that differentiates an update again traces it inside
-:func:`switched_off`. Under ``vmap`` (seeds, agents) the calls run one batch element after
-another, as the learners' updates already do. Where no compiler is found, the build fails,
+``~/.cache/netmarl``), keyed by the sources, the flags and the JAX version, and registered
+as XLA FFI targets. The kernels are differentiated once, by hand-written backward passes;
+code that differentiates an update again traces it inside :func:`switched_off`. Under
+``vmap`` (seeds, agents) the calls run one batch element after another, as the learners'
+updates already do. Where no compiler is found, the build fails,
 or ``NETMARL_NATIVE_KERNELS=0`` is set, :func:`available` is False and the learners use the
-pure-JAX scans, which compute the same function (tested to float rounding).
+pure-JAX scans and the flax mixer, which compute the same functions (tested to float
+rounding).
 """
 
 from __future__ import annotations
@@ -36,15 +39,19 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-SOURCE = Path(__file__).with_name("gru_scan.cc")
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("gru_scan.cc", "qmix_mixer.cc"))
+HEADERS = (Path(__file__).with_name("simd.h"),)
 COMPILE_FLAGS = ("-O3", "-march=native", "-std=c++17", "-fPIC", "-w")
 LINK_FLAGS = ("-shared",)
 TARGETS = {
     "netmarl_gru_forward": "NetmarlGruForward",
     "netmarl_gru_forward_save": "NetmarlGruForwardSave",
     "netmarl_gru_backward": "NetmarlGruBackward",
+    "netmarl_qmix_forward": "NetmarlQmixForward",
+    "netmarl_qmix_backward": "NetmarlQmixBackward",
 }
 LANES = 16  # the kernels work on whole 16-float vectors of the hidden state
+MAX_MIXED_AGENTS = 16  # the mixer kernel's backward keeps one gradient per agent on the stack
 
 
 def _cache_dir() -> Path:
@@ -63,26 +70,26 @@ def _machine() -> str:
 
 
 def _build() -> Path:
-    """Compile ``gru_scan.cc`` once per (source, flags, compiler, JAX version, CPU); the
-    cached library."""
+    """Compile the kernels once per (sources, flags, compiler, JAX version, CPU); the cached
+    library."""
     compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if not compiler:
         raise RuntimeError("no C++ compiler found (g++, c++ or $CXX)")
-    source = SOURCE.read_bytes()
+    source = b"".join(path.read_bytes() for path in (*SOURCES, *HEADERS))
     key = hashlib.sha256(
         source + repr((COMPILE_FLAGS, LINK_FLAGS, compiler, jax.__version__, _machine())).encode()
     ).hexdigest()[:16]
-    target = _cache_dir() / f"gru_scan-{key}.so"
+    target = _cache_dir() / f"kernels-{key}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        obj, lib = Path(tmp) / "gru_scan.o", Path(tmp) / "gru_scan.so"
+        objects = [str(Path(tmp) / f"{path.stem}.o") for path in SOURCES]
+        lib = Path(tmp) / "kernels.so"
         include = f"-I{jax.ffi.include_dir()}"
-        for command in (
-            [compiler, *COMPILE_FLAGS, include, "-c", str(SOURCE), "-o", str(obj)],
-            [compiler, str(obj), "-o", str(lib), *LINK_FLAGS],
-        ):
+        commands = [[compiler, *COMPILE_FLAGS, include, "-c", str(path), "-o", obj]
+                    for path, obj in zip(SOURCES, objects, strict=True)]  # fmt: skip
+        for command in (*commands, [compiler, *objects, "-o", str(lib), *LINK_FLAGS]):
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode:
                 raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
@@ -101,7 +108,8 @@ def available() -> bool:
             jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(library, symbol)))
     except (OSError, RuntimeError, AttributeError, subprocess.SubprocessError) as exc:
         warnings.warn(
-            f"netmarl: native GRU kernels unavailable, using the JAX scans ({exc})", stacklevel=2
+            f"netmarl: native kernels unavailable, using the JAX scans and mixer ({exc})",
+            stacklevel=2,
         )
         return False
     return True
@@ -122,9 +130,10 @@ def switched_off() -> Iterator[None]:
         _switched_off -= 1
 
 
-def usable(hidden: int) -> bool:
-    """Whether a GRU of this width runs on the native kernels (outside :func:`switched_off`)."""
-    return not _switched_off and hidden % LANES == 0 and available()
+def usable(*widths: int) -> bool:
+    """Whether layers of these widths (a GRU's hidden size; the mixer's embedding and
+    hyper-network widths) run on the native kernels (outside :func:`switched_off`)."""
+    return not _switched_off and all(w % LANES == 0 for w in widths) and available()
 
 
 def gru_forward(
@@ -157,3 +166,22 @@ def gru_backward(
     )
     call = jax.ffi.ffi_call("netmarl_gru_backward", out, vmap_method="sequential")
     return tuple(call(d_hs, factors, w_h))
+
+
+def qmix_forward(q: jax.Array, s: jax.Array, weights: tuple) -> jax.Array:
+    """QMIX's Q_tot [R] from the agents' values q [R, N], states s [R, S] and the mixer's
+    weights ``(W_s, c_s, W_b, c_b, W_e, c_e, w_g, c_g)`` (layouts in ``qmix_mixer.cc``)."""
+    out = jax.ShapeDtypeStruct((q.shape[0],), jnp.float32)
+    call = jax.ffi.ffi_call("netmarl_qmix_forward", out, vmap_method="sequential")
+    return call(q, s, *weights)
+
+
+def qmix_backward(
+    q: jax.Array, s: jax.Array, weights: tuple, d_tot: jax.Array
+) -> tuple[jax.Array, jax.Array, tuple]:
+    """(dL/dq [R, N], dL/ds [R, S], the weights' gradients) from dL/dQ_tot [R]."""
+    shapes = (q, s, *weights)
+    out = tuple(jax.ShapeDtypeStruct(x.shape, jnp.float32) for x in shapes)
+    call = jax.ffi.ffi_call("netmarl_qmix_backward", out, vmap_method="sequential")
+    d_q, d_s, *d_weights = call(q, s, *weights, d_tot)
+    return d_q, d_s, tuple(d_weights)
