@@ -28,10 +28,14 @@ Per learner and number of seeds (vmapped in one program, as ``netmarl train`` ru
 
 EPyMARL (issue 6, one thread per run; this machine kind runs two at once, one per core):
 IQL (GRU 128) 690 env steps/s and 43 ms per update, VDN (GRU 64) 1,000 and 22 ms, QMIX (GRU 64)
-920 and 27 ms, so the whole machine does 2x those env steps/s.
+920 and 27 ms, so the whole machine does 2x those env steps/s. Those figures come from
+another machine of this kind: ``bench_epymarl_reference.py`` re-times the same kind of update
+in PyTorch here, to check that the comparison is fair on the machine at hand.
 
-The GRU recurrences run on netmarl's native kernels (:mod:`netmarl.kernels`) where a C++
-compiler is found; ``NETMARL_NATIVE_KERNELS=0`` measures the pure-JAX scans instead.
+The GRU recurrences and QMIX's mixer run on netmarl's native kernels (:mod:`netmarl.kernels`)
+where a C++ compiler is found; ``NETMARL_NATIVE_KERNELS=0`` measures the pure-JAX code instead.
+A header line gives XLA's 1024^3 matmul rate: compare figures only between runs
+whose rate agrees (machines of this kind have differed by 2x).
 
 Run: ``taskset -c 0 .venv/bin/python benchmarks/bench_value_decomposition.py`` (a few
 minutes; without ``taskset`` XLA uses both cores for the large matmuls). The timed chunks
@@ -92,6 +96,21 @@ def update_flops(vd: ValueDecomposition) -> float:
         per_state = 2 * (s * (2 * m.hyper + 2 * m.embed) + m.hyper * m.embed * (vd.n + 1) + m.embed)
         flops += 4 * c.batch_size * vd.limit * per_state
     return flops
+
+
+def matmul_gflops() -> float:
+    """XLA's rate on a 1024^3 float32 matmul with this process's cores: a fingerprint of the
+    machine. Machines of one kind differ (109 GFLOP/s on one core in session 6, 215 on
+    2026-12-07), so figures from different machines compare only beside this one."""
+    a = jax.numpy.ones((1024, 1024), jax.numpy.float32)
+    product = jax.jit(lambda a: a @ a)
+    product(a).block_until_ready()
+    best = np.inf
+    for _ in range(20):
+        t0 = time.perf_counter()
+        product(a).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * 1024**3 / best / 1e9
 
 
 def build(algo: str, overrides: dict) -> ValueDecomposition:
@@ -271,7 +290,9 @@ def main() -> None:
 
     print(f"# {platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__}, {TASK}")
     print(f"# CPUs this process may use: {sorted(os.sched_getaffinity(0))}")
-    print(f"# GRU recurrences: {'native kernels' if kernels.available() else 'JAX scans'}")
+    native = "native kernels" if kernels.available() else "JAX"
+    print(f"# GRU recurrences and QMIX's mixer: {native}")
+    print(f"# XLA 1024^3 matmul here: {matmul_gflops():.0f} GFLOP/s")
     print(f"# load average at start: {os.getloadavg()[0]:.2f}")
     header = (
         "| learner | seeds | env steps/s (wall) | env steps per CPU-s | machine est. vs EPyMARL "
