@@ -356,7 +356,8 @@ def mix(mixer: QMixer, params: Any, qs: Array, states: Array) -> Array:
     multiples of 16, at most 16 agents), the mixer's forward and backward passes each run as
     one native call (``netmarl/kernels/qmix_mixer.cc``), eight rows at a time through all its
     layers; elsewhere as the flax module. Both compute the same function (tested to float
-    rounding). QMIX update, GRU 64, 2 agents, 32 x 50 steps: 8.2-9.0 -> see benchmarks.
+    rounding). QMIX on LBF 8x8, 2 seeds, one core: 6.8-7.1x -> 7.6x EPyMARL's env steps/s
+    (benchmarks/RESULTS.md).
     """
     fits = mixer.num_agents <= kernels.MAX_MIXED_AGENTS
     if not (fits and kernels.usable(mixer.embed, mixer.hyper)):
