@@ -220,6 +220,41 @@ def test_a_cell_written_before_an_option_existed_is_still_done(tmp_path, capsys)
     assert "3 cells, 2 already done" in capsys.readouterr().out
 
 
+def test_reuse_loads_another_experiments_finished_cell_with_the_same_config(tmp_path, capsys):
+    """A cell of a second experiment configured like a finished cell of the first (its name
+    and out_dir apart) is loaded from there, not trained; the other cells train as usual."""
+    first, out = tmp_path / "first.yaml", tmp_path / "first"
+    first.write_text(EXPERIMENT.format(out=out))
+    assert main(["run", str(first), "-q"]) == 0
+    second, out2 = tmp_path / "second.yaml", tmp_path / "second"
+    second.write_text(f"""
+experiment: second
+out_dir: {out2}
+reuse: [{out}, {tmp_path / "not_run_yet"}]
+common: {{env: random_mdp, env_kwargs: {{num_states: 5, num_actions: 2, num_agents: 2}},
+          seeds: 2, steps: 1000, eval_every: 500}}
+panels:
+  - title: "lr"
+    algos:
+      as in first: {{algo: joint_q}}
+      other seeds: {{algo: joint_q, seeds: 3}}
+""")
+    capsys.readouterr()
+    assert main(["run", str(second)]) == 0
+    printed = capsys.readouterr().out
+    reused = out / "runs" / "a-two-agents--joint-q"
+    assert f"[lr / as in first] the same config finished in {reused}, loaded." in printed
+    assert "2 cells, 1 already done" in printed
+    assert [p.name for p in (out2 / "runs").iterdir()] == ["lr--other-seeds"]
+    summary = json.loads((out2 / "summary.json").read_text())["lr"]
+    assert summary["as in first"] == json.loads((reused / "summary.json").read_text())
+    listed = json.loads((out2 / "cells.json").read_text())
+    assert listed[0]["run"] == "../first/runs/a-two-agents--joint-q"
+    assert main(["report", str(out2), "--up-to", "1000"]) == 0
+    assert main(["run", str(second), "--force", "--only", "*as in first", "-q"]) == 0
+    assert (out2 / "runs" / "lr--as-in-first" / "summary.json").is_file()  # --force: here
+
+
 def test_experiment_with_a_typo_fails_before_training(tmp_path, capsys):
     path = tmp_path / "exp.yaml"
     path.write_text(EXPERIMENT.format(out=tmp_path / "r").replace("algo: joint_q", "algo: jointq"))

@@ -150,6 +150,19 @@ def test_max_degree_is_li_jia_eq41_on_star():
     np.testing.assert_allclose(mh[0], [1 / 5] * 5)
 
 
+def test_three_agent_ring_is_complete_and_averages_exactly_in_one_round():
+    """Why the DVDN ablation (experiments/dvdn_lbf_ablation.yaml) runs one cell, not three,
+    without link drops: on 3 agents the ring is the complete graph, every Metropolis weight
+    is 1/3, and 1, 5 or 30 rounds all give the exact average."""
+    ring = make_graph("ring", 3)
+    np.testing.assert_array_equal(ring.adjacency, make_graph("complete", 3).adjacency)
+    np.testing.assert_allclose(weight_matrix("metropolis", ring.adjacency), np.full((3, 3), 1 / 3))
+    x = jnp.array([[1.0, -4.0], [2.5, 0.0], [-0.5, 7.0]])
+    for rounds in (1, 5, 30):
+        y, _ = make_network("ring", 3, rounds=rounds).mix(x)
+        np.testing.assert_allclose(y, jnp.broadcast_to(x.mean(0), x.shape), rtol=1e-6)
+
+
 @pytest.mark.parametrize("p", [0.25, 0.5])
 def test_link_drop_rounds_are_valid_and_drop_at_rate_p(p):
     net = make_network("grid", 9, link_drop=p, weights="max_degree")

@@ -20,12 +20,18 @@ return per evaluation point: exact for tabular learners, over evaluation episode
 run directory already holds a summary for the same resolved config are loaded, not rerun; an
 interrupted cell continues from its newest checkpoint. ``processes: 2`` (or ``netmarl run
 --processes 2``) trains two cells at a time in worker processes, one core each.
+
+``reuse: [experiments/results/other]`` lists the out_dirs of other experiments: a cell not
+done here whose resolved config equals a finished run of theirs (all but ``name`` and
+``out_dir``) is loaded from there instead of being trained again (``--force`` trains it here).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
+import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -66,6 +72,7 @@ class ExperimentConfig:
     out_dir: str = "runs/experiments"
     common: dict[str, Any] = field(default_factory=dict)
     processes: int = 1  # cells train in this many worker processes (one core each)
+    reuse: list[str] = field(default_factory=list)  # other out_dirs with finished cells to load
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,12 @@ class Cell:
     group: str  # panel title (experiment) or the non-algorithm settings (sweep)
     label: str  # the algorithm's label
     config: RunConfig
+    reused_from: Path | None = None  # another experiment's finished run with the same config
 
+
+# the keys that place a run, not what it trains: a finished run of another experiment whose
+# config differs only in these is the same cell
+PLACEMENT_KEYS = ("name", "out_dir")
 
 CellResult = tuple[np.ndarray, np.ndarray, dict]
 
@@ -136,6 +148,8 @@ def run_experiment(
     """
     config = from_dict(ExperimentConfig, load_yaml(path), str(path))
     cells = plan(config)
+    if not force:
+        cells = [_reuse_finished(cell, config.reuse) for cell in cells]
     train_only = None if only is None else select_cells(cells, only)
     # tabular learners are scored exactly; the others by evaluation episodes
     exact = all(get_algo(cell.config.algo).family == "tabular" for cell in cells)
@@ -153,6 +167,21 @@ def run_experiment(
         pause_at=pause_at,
     )
     return out
+
+
+def _reuse_finished(cell: Cell, reuse: list[str]) -> Cell:
+    """``cell``, or the same cell pointed at a finished run under one of the ``reuse``
+    out_dirs that trained the same config, when ``cell`` is not done in its own directory.
+    An out_dir that does not exist (that experiment not run yet) has nothing to reuse."""
+    if not reuse or _load_cell(_cell_dir(cell), cell.config) is not None:
+        return cell
+    for other in reuse:
+        for run_dir in sorted(Path(other).glob("runs/*/")):
+            if (run_dir / "summary.json").is_file() and _same_config(
+                run_dir, cell.config, ignore=PLACEMENT_KEYS
+            ):
+                return dataclasses.replace(cell, reused_from=run_dir)
+    return cell
 
 
 def select_cells(cells: list[Cell], patterns: list[str]) -> list[int]:
@@ -204,13 +233,17 @@ def run_cells(
     unfinished = []
     allowed = range(len(cells)) if train_only is None else train_only
     for i, cell in enumerate(cells):
-        cached = None if force and i in allowed else _load_cell(_cell_dir(cell), cell.config)
+        ignore = PLACEMENT_KEYS if cell.reused_from else ()
+        cached = (
+            None if force and i in allowed else _load_cell(_cell_dir(cell), cell.config, ignore)
+        )
         if cached is None:
             unfinished.append(i)
             continue
         results[i] = cached
         if progress:
-            print(f"[{cell.group} / {cell.label}] already done in {_cell_dir(cell)}, loaded.")
+            how = "the same config finished" if cell.reused_from else "already done"
+            print(f"[{cell.group} / {cell.label}] {how} in {_cell_dir(cell)}, loaded.")
     todo = [i for i in allowed if i in unfinished]
     skipped = len(unfinished) - len(todo)
     if progress:
@@ -255,7 +288,8 @@ def run_cells(
 
 
 def _cell_dir(cell: Cell) -> Path:
-    return Path(cell.config.out_dir) / str(cell.config.name)
+    """Where the cell's results are: its own run directory, or the reused one."""
+    return cell.reused_from or Path(cell.config.out_dir) / str(cell.config.name)
 
 
 def _run_cell(
@@ -315,9 +349,9 @@ def _write_cell_list(out: Path, cells: list[Cell]) -> None:
     so a report can place cells that have not finished (``netmarl report --up-to``)."""
     listed = []
     for cell in cells:
-        run = _cell_dir(cell)  # relative to ``out`` when under it, so the folder can move
-        where = run.relative_to(out) if run.is_relative_to(out) else run
-        listed.append({"panel": cell.group, "label": cell.label, "run": str(where)})
+        # relative to ``out`` (also a reused run's, e.g. ../other/runs/x), so folders can move
+        where = os.path.relpath(_cell_dir(cell), out)
+        listed.append({"panel": cell.group, "label": cell.label, "run": where})
     _atomic_write(out / CELL_LIST, json.dumps(listed, indent=2) + "\n")
 
 
@@ -344,8 +378,9 @@ def slug(text: str) -> str:
     return "-".join(filter(None, keep.split("-")))
 
 
-def _same_config(run_dir: Path, run: RunConfig) -> bool:
-    """Whether ``run_dir`` was written by this resolved config (algorithm defaults filled in).
+def _same_config(run_dir: Path, run: RunConfig, ignore: tuple[str, ...] = ()) -> bool:
+    """Whether ``run_dir`` was written by this resolved config (algorithm defaults filled in),
+    the keys in ``ignore`` apart.
 
     An algorithm option added after the run was written counts as the same where this config
     leaves it at its default (the saved run had the default behaviour)."""
@@ -365,12 +400,12 @@ def _same_config(run_dir: Path, run: RunConfig) -> bool:
     saved = {**saved, "algo_kwargs": to_dict(saved_algo)}
     # as read back from YAML: tuples (e.g. hidden sizes) come back as lists
     wanted, saved = json.loads(json.dumps(wanted)), json.loads(json.dumps(saved))
-    return all(saved.get(k) == v for k, v in wanted.items())
+    return all(saved.get(k) == v for k, v in wanted.items() if k not in ignore)
 
 
-def _load_cell(run_dir: Path, run: RunConfig) -> CellResult | None:
+def _load_cell(run_dir: Path, run: RunConfig, ignore: tuple[str, ...] = ()) -> CellResult | None:
     """A finished cell's curve, if its run dir exists and was made by the same config."""
-    if not _same_config(run_dir, run):
+    if not _same_config(run_dir, run, ignore):
         return None
     try:
         cell_summary = json.loads((run_dir / "summary.json").read_text())
