@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -253,6 +254,22 @@ panels:
     assert main(["report", str(out2), "--up-to", "1000"]) == 0
     assert main(["run", str(second), "--force", "--only", "*as in first", "-q"]) == 0
     assert (out2 / "runs" / "lr--as-in-first" / "summary.json").is_file()  # --force: here
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux affinity")
+def test_cell_workers_take_a_core_each():
+    """``--processes N`` pins each worker to its own core (while there are enough cores)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from netmarl.run.experiment import _cores_for_workers, _init_worker
+
+    context = get_context("spawn")
+    cores = sorted(os.sched_getaffinity(0))
+    assert _cores_for_workers(context, len(cores) + 1) is None
+    queue = _cores_for_workers(context, 1)
+    with ProcessPoolExecutor(1, context, _init_worker, ({}, queue)) as pool:
+        assert pool.submit(os.sched_getaffinity, 0).result() == {cores[0]}
 
 
 def test_experiment_with_a_typo_fails_before_training(tmp_path, capsys):

@@ -32,6 +32,7 @@ import dataclasses
 import fnmatch
 import json
 import os
+import queue
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -266,12 +267,12 @@ def run_cells(
                   f"{cell_summary['final_return']['mean']:.4f}", flush=True)  # fmt: skip
 
     if processes > 1 and len(todo) > 1:
-        # spawn, not fork: JAX's runtime is not fork-safe
+        context = get_context("spawn")  # spawn, not fork: JAX's runtime is not fork-safe
         with ProcessPoolExecutor(
             processes,
-            mp_context=get_context("spawn"),
-            initializer=_share_compile_cache,
-            initargs=(_compile_cache_settings(),),
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(_compile_cache_settings(), _cores_for_workers(context, processes)),
         ) as pool:
             futures = {
                 pool.submit(
@@ -321,9 +322,32 @@ def _run_cell(
     return result.steps.tolist(), result.metrics["return"].tolist(), summary(result)
 
 
-def _share_compile_cache(settings: dict[str, Any]) -> None:
-    """Worker initializer: use the parent's persistent XLA cache, so a cell compiled before
-    (by the parent or another worker) is not compiled again."""
+def _cores_for_workers(context: Any, processes: int) -> Any:
+    """A queue holding one core per worker, or None when there are fewer cores than workers
+    (then the workers are left to the scheduler)."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cores) < processes:
+        return None
+    queue = context.Queue()
+    for core in cores[:processes]:
+        queue.put(core)
+    return queue
+
+
+def _init_worker(settings: dict[str, Any], cores: Any) -> None:
+    """Worker initializer: take a core of its own, and use the parent's persistent XLA
+    cache, so a cell compiled before (by the parent or another worker) is not compiled again.
+
+    The core is taken before JAX starts its thread pools, which inherit it. Unpinned, each
+    worker's program runs on two XLA threads that hop between both cores, and two workers
+    took 1.28x the wall time of two pinned ones on two Medium LBF cells
+    (``benchmarks/bench_cell_workers.py``; benchmarks/RESULTS.md, session of 2026-12-08).
+    """
+    if cores is not None:
+        try:  # a worker started later to replace one finds the queue empty: left unpinned
+            os.sched_setaffinity(0, {cores.get(timeout=5)})
+        except queue.Empty:
+            pass
     import jax
 
     for key, value in settings.items():
