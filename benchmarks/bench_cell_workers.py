@@ -57,7 +57,8 @@ def main() -> None:
     jax.config.update("jax_compilation_cache_dir", str(tmp / "jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     config = from_dict(ExperimentConfig, load_yaml(args.file), args.file)
-    chosen = [plan(config)[i] for i in select_cells(plan(config), args.cells)]
+    cells = plan(config)
+    chosen = [cells[i] for i in select_cells(cells, args.cells)]
     short = {"steps": args.steps, "eval_every": args.steps // 2, "eval_episodes": 10}
     steps = sum(cell.config.seeds * args.steps for cell in chosen)
 

@@ -174,15 +174,18 @@ def _reuse_finished(cell: Cell, reuse: list[str]) -> Cell:
     """``cell``, or the same cell pointed at a finished run under one of the ``reuse``
     out_dirs that trained the same config, when ``cell`` is not done in its own directory.
     An out_dir that does not exist (that experiment not run yet) has nothing to reuse."""
-    if not reuse or _load_cell(_cell_dir(cell), cell.config) is not None:
+    if not reuse or _finished(_cell_dir(cell), cell.config):
         return cell
     for other in reuse:
         for run_dir in sorted(Path(other).glob("runs/*/")):
-            if (run_dir / "summary.json").is_file() and _same_config(
-                run_dir, cell.config, ignore=PLACEMENT_KEYS
-            ):
+            if _finished(run_dir, cell.config, ignore=PLACEMENT_KEYS):
                 return dataclasses.replace(cell, reused_from=run_dir)
     return cell
+
+
+def _finished(run_dir: Path, run: RunConfig, ignore: tuple[str, ...] = ()) -> bool:
+    """Whether ``run_dir`` holds a finished run of this config (cheap: no curves read)."""
+    return (run_dir / "summary.json").is_file() and _same_config(run_dir, run, ignore)
 
 
 def select_cells(cells: list[Cell], patterns: list[str]) -> list[int]:
@@ -328,10 +331,10 @@ def _cores_for_workers(context: Any, processes: int) -> Any:
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if len(cores) < processes:
         return None
-    queue = context.Queue()
+    free = context.Queue()
     for core in cores[:processes]:
-        queue.put(core)
-    return queue
+        free.put(core)
+    return free
 
 
 def _init_worker(settings: dict[str, Any], cores: Any) -> None:
